@@ -1,0 +1,62 @@
+"""``digits-serve`` / ``python -m serving``: settings -> server -> run until SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+
+from serving.runtime.providers import ProviderUnavailable
+from serving.settings import Settings, load_settings
+
+log = logging.getLogger("serving")
+
+
+def configure_logging(level: str) -> None:
+    """One line per event, with time and logger."""
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain within the grace period."""
+    from serving.app import ServerApp
+
+    app = ServerApp(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    print(f"digits-serve ready on port {app.port} (metrics port {app.metrics_port})", flush=True)
+    await stop.wait()
+    log.info("signal received; stopping")
+    await app.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the process exit code."""
+    try:
+        settings = load_settings(argv)
+    except ValueError as exc:
+        print(f"digits-serve: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    try:
+        asyncio.run(serve(settings))
+    except ProviderUnavailable as exc:
+        log.error("%s", exc)
+        return 3
+    except OSError as exc:
+        log.error("cannot start: %s", exc)
+        return 4
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Dynamic batching: queue requests per model, run them as one batch, split results."""

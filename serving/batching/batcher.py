@@ -1,0 +1,240 @@
+"""Per-model dynamic batcher: a bounded queue, a batch timer, one future per request.
+
+A batch is cut when it holds ``max_batch_size`` images or when its oldest
+request has waited ``max_queue_delay``, whichever comes first. While a batch
+computes (in an executor thread, never on the event loop) the next one keeps
+growing, so under load batches fill up without any extra waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from serving.batching.merge import merge, split
+from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+
+
+class BatchObserver(Protocol):
+    """What the batcher reports; the metrics layer implements it."""
+
+    def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None: ...
+
+    def queue_depth(self, images: int) -> None: ...
+
+    def rejected(self, reason: str) -> None: ...
+
+
+class _NullObserver:
+    def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None:
+        pass
+
+    def queue_depth(self, images: int) -> None:
+        pass
+
+    def rejected(self, reason: str) -> None:
+        pass
+
+
+@dataclass(slots=True, eq=False)
+class Pending:
+    """One queued request."""
+
+    images: np.ndarray
+    future: asyncio.Future
+    enqueued: float
+    deadline: float | None
+    queued: bool = field(default=True)
+
+    @property
+    def count(self) -> int:
+        """Images in this request."""
+        return self.images.shape[0]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchLimits:
+    """When to cut a batch and how much may wait."""
+
+    max_batch_size: int
+    max_queue_delay_s: float
+    max_queue_images: int
+
+
+def plan_batch(
+    queue: deque[Pending], queued_images: int, now: float, limits: BatchLimits, flush: bool
+) -> tuple[list[Pending] | None, float]:
+    """Decide whether to cut a batch now.
+
+    Returns ``(batch, 0)`` when one is due, else ``(None, seconds_to_wait)``.
+    Pure apart from popping the requests it takes (and dead ones) off ``queue``;
+    expired requests are taken too and left to the caller to fail.
+    """
+    while queue and not queue[0].queued:
+        queue.popleft()
+    if not queue:
+        return None, limits.max_queue_delay_s
+    due = queue[0].enqueued + limits.max_queue_delay_s
+    if not flush and queued_images < limits.max_batch_size and now < due:
+        return None, due - now
+    batch: list[Pending] = []
+    images = 0
+    while queue:
+        item = queue[0]
+        if not item.queued:
+            queue.popleft()
+            continue
+        # A request larger than max_batch_size still runs, alone.
+        if batch and images + item.count > limits.max_batch_size:
+            break
+        queue.popleft()
+        batch.append(item)
+        images += item.count
+    return batch, 0.0
+
+
+class Batcher:
+    """Queue of one model version; :meth:`submit` returns exactly that request's rows."""
+
+    def __init__(
+        self,
+        run: Callable[[np.ndarray], np.ndarray],
+        limits: BatchLimits,
+        executor: Executor,
+        *,
+        name: str = "model",
+        observer: BatchObserver | None = None,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self._run = run
+        self.limits = limits
+        self._executor = executor
+        self._name = name
+        self._observer = observer or _NullObserver()
+        self._clock = clock
+        self._queue: deque[Pending] = deque()
+        self._queued_images = 0
+        self._wakeup = asyncio.Event()
+        self._closing = False
+        self._task: asyncio.Task | None = None
+
+    @property
+    def queued_images(self) -> int:
+        """Images waiting (not yet in a running batch)."""
+        return self._queued_images
+
+    def start(self) -> None:
+        """Start the batching loop on the running event loop."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(
+                self._loop(), name=f"batcher:{self._name}"
+            )
+
+    async def submit(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
+        """Queue ``images`` ([N, ...]) and wait for their output rows.
+
+        ``deadline`` is on this batcher's monotonic clock. Raises Overloaded
+        when the queue is full, DeadlineExceeded when the deadline passes
+        before the batch is cut, ModelNotReady when the batcher is closing.
+        """
+        if self._closing:
+            raise ModelNotReady(f"{self._name} is being unloaded; retry")
+        count = images.shape[0]
+        if self._queued_images + count > self.limits.max_queue_images:
+            self._observer.rejected("queue_full")
+            raise Overloaded(
+                f"{self._name}: queue full ({self._queued_images} images waiting, limit "
+                f"{self.limits.max_queue_images}); retry with backoff"
+            )
+        now = self._clock()
+        if deadline is not None and deadline <= now:
+            self._observer.rejected("deadline")
+            raise DeadlineExceeded(f"{self._name}: deadline passed before the request was queued")
+        future = asyncio.get_running_loop().create_future()
+        item = Pending(images, future, now, deadline)
+        future.add_done_callback(lambda _f, item=item: self._forget(item))
+        self._queue.append(item)
+        self._queued_images += count
+        self._observer.queue_depth(self._queued_images)
+        self._wakeup.set()
+        return await future
+
+    def _forget(self, item: Pending) -> None:
+        # Runs when the future completes or the caller is cancelled: a cancelled
+        # request frees its queue slot at once instead of at batch time.
+        if item.queued:
+            item.queued = False
+            self._queued_images -= item.count
+            self._observer.queue_depth(self._queued_images)
+
+    async def _loop(self) -> None:
+        while True:
+            batch, wait = plan_batch(
+                self._queue, self._queued_images, self._clock(), self.limits, self._closing
+            )
+            if batch is None:
+                if self._closing and not self._queue:
+                    return
+                self._wakeup.clear()
+                if self._queue:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wakeup.wait(), wait)
+                else:
+                    await self._wakeup.wait()
+                continue
+            await self._execute(batch)
+
+    async def _execute(self, batch: list[Pending]) -> None:
+        start = self._clock()
+        live: list[Pending] = []
+        for item in batch:
+            self._forget(item)
+            if item.future.done():
+                continue
+            if item.deadline is not None and item.deadline <= start:
+                self._observer.rejected("deadline")
+                item.future.set_exception(
+                    DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
+                )
+                continue
+            live.append(item)
+        if not live:
+            return
+        merged, ends = merge([item.images for item in live])
+        loop = asyncio.get_running_loop()
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            pieces = split(outputs, ends)
+        except Exception as exc:  # fan the failure out to exactly this batch's requests
+            log.exception("%s: batch of %d images failed", self._name, merged.shape[0])
+            for item in live:
+                if not item.future.done():
+                    item.future.set_exception(exc)
+            return
+        compute = self._clock() - start
+        for item, piece in zip(live, pieces, strict=True):
+            if not item.future.done():
+                item.future.set_result(piece)
+        self._observer.batch_done(
+            merged.shape[0], [start - item.enqueued for item in live], compute
+        )
+
+    async def close(self) -> None:
+        """Stop taking requests, finish everything queued, then end the loop."""
+        self._closing = True
+        self._wakeup.set()
+        if self._task is not None:
+            await self._task

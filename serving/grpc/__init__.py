@@ -1,0 +1,1 @@
+"""gRPC transport: servicers, converters, interceptors, server assembly."""

@@ -1,0 +1,163 @@
+"""One interceptor for every RPC of our services: auth, request ids, errors -> status, metrics."""
+
+from __future__ import annotations
+
+import hmac
+import itertools
+import logging
+import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import grpc
+
+from serving.errors import ServingError
+from serving.grpc.status import RpcInfo, client_message, current_rpc, status_of
+from serving.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# Health and reflection stay open and unmetered: load balancers and grpcurl
+# must reach them without credentials.
+OPEN_SERVICES = ("/grpc.health.v1.Health/", "/grpc.reflection.")
+API_OF = {
+    "/inference.GRPCInferenceService/": "v2",
+    "/digits.v1.DigitClassifier/": "typed",
+}
+# Only inference and repository RPCs need a token; liveness/metadata do not.
+PUBLIC_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady", "ServerMetadata"})
+
+
+class ServingInterceptor(grpc.aio.ServerInterceptor):
+    """Maps errors to statuses in one place and times every RPC."""
+
+    def __init__(self, metrics: Metrics, auth_token: str | None = None) -> None:
+        self._metrics = metrics
+        self._token = auth_token.encode() if auth_token else None
+        self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._ids = itertools.count(1)
+        self._prefix = f"{os.getpid():x}-"
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler | None:
+        method_path = details.method
+        if method_path.startswith(OPEN_SERVICES):
+            return await continuation(details)
+        if self._token is not None and not self._authorized(
+            method_path, details.invocation_metadata
+        ):
+            return _DENY
+        cached = self._cache.get(method_path, False)
+        if cached is not False:
+            return cached
+        handler = await continuation(details)
+        wrapped = self._wrap(method_path, handler) if handler is not None else None
+        self._cache[method_path] = wrapped
+        return wrapped
+
+    def _authorized(self, method_path: str, metadata: Any) -> bool:
+        if method_path.rsplit("/", 1)[-1] in PUBLIC_METHODS:
+            return True
+        for key, value in metadata or ():
+            if key == "authorization" and isinstance(value, str):
+                scheme, _, token = value.partition(" ")
+                # compare_digest: the time taken must not reveal how much matched.
+                return scheme.lower() == "bearer" and hmac.compare_digest(
+                    token.encode(), self._token or b""
+                )
+        return False
+
+    def _wrap(self, method_path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+        api = next(
+            (name for prefix, name in API_OF.items() if method_path.startswith(prefix)), "other"
+        )
+        method = method_path.rsplit("/", 1)[-1]
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, api, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.stream_stream is not None:
+            return grpc.stream_stream_rpc_method_handler(
+                self._stream(handler.stream_stream, api, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _start(self, context: grpc.aio.ServicerContext) -> RpcInfo:
+        request_id = ""
+        for key, value in context.invocation_metadata() or ():
+            if key == "x-request-id":
+                request_id = str(value)[:128]
+                break
+        info = RpcInfo(request_id or f"{self._prefix}{next(self._ids)}")
+        current_rpc.set(info)
+        return info
+
+    def _finish(
+        self, info: RpcInfo, api: str, method: str, code: grpc.StatusCode, start: float
+    ) -> None:
+        m = self._metrics
+        m.requests.labels(info.model, info.version, api, method, code.name).inc()
+        m.request_seconds.labels(info.model, api, method).observe(time.perf_counter() - start)
+
+    async def _fail(
+        self, context: grpc.aio.ServicerContext, info: RpcInfo, exc: BaseException, method: str
+    ) -> grpc.StatusCode:
+        code = status_of(exc)
+        if code is grpc.StatusCode.INTERNAL:
+            log.exception("[%s] %s failed", info.request_id, method, exc_info=exc)
+        else:
+            log.debug("[%s] %s -> %s: %s", info.request_id, method, code.name, exc)
+        context.set_code(code)
+        context.set_details(client_message(exc, info.request_id))
+        return code
+
+    def _unary(self, behavior: Callable, api: str, method: str) -> Callable:
+        async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
+            start = time.perf_counter()
+            info = self._start(context)
+            self._metrics.inflight.inc()
+            code = grpc.StatusCode.OK
+            try:
+                return await behavior(request, context)
+            except (ServingError, Exception) as exc:
+                code = await self._fail(context, info, exc, method)
+                return None
+            finally:
+                self._metrics.inflight.dec()
+                self._finish(info, api, method, code, start)
+
+        return call
+
+    def _stream(self, behavior: Callable, api: str, method: str) -> Callable:
+        async def call(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
+            start = time.perf_counter()
+            info = self._start(context)
+            code = grpc.StatusCode.OK
+            try:
+                async for response in behavior(requests, context):
+                    yield response
+            except (ServingError, Exception) as exc:
+                code = await self._fail(context, info, exc, method)
+            finally:
+                self._finish(info, api, method, code, start)
+
+        return call
+
+
+async def _deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
+    await context.abort(
+        grpc.StatusCode.UNAUTHENTICATED,
+        "missing or invalid bearer token (send metadata 'authorization: Bearer <token>')",
+    )
+
+
+# Request bytes of an unauthenticated call are never parsed.
+_DENY = grpc.unary_unary_rpc_method_handler(_deny)

@@ -1,0 +1,226 @@
+"""Keeps the registry in step with the repository on disk, without ever going dark.
+
+A new version is loaded and checked in a worker thread, then swapped in with
+one assignment; the versions it replaces drain their queues before closing.
+A version that fails its checks is logged, counted and remembered (by its
+file stamp) so it is not retried until its files change; the versions already
+serving stay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import Executor
+from pathlib import Path
+
+from serving.batching.batcher import Batcher, BatchLimits
+from serving.errors import ModelLoadError, ModelNotFound
+from serving.metrics import Metrics
+from serving.registry import LoadedVersion, ModelRegistry, ModelState
+from serving.repository.layout import VersionDir, scan
+from serving.repository.manifest import read_manifest
+from serving.runtime.onnx import OnnxModel, RuntimeConfig
+
+log = logging.getLogger(__name__)
+
+StateListener = Callable[[], None]
+
+
+class RepositoryManager:
+    """Loads, swaps and unloads model versions found under ``root``."""
+
+    def __init__(
+        self,
+        root: Path,
+        registry: ModelRegistry,
+        runtime: RuntimeConfig,
+        limits: BatchLimits,
+        metrics: Metrics,
+        compute_executor: Executor,
+        load_executor: Executor,
+        max_versions: int = 2,
+        on_change: StateListener | None = None,
+    ) -> None:
+        self.root = root
+        self.registry = registry
+        self.runtime = runtime
+        self.limits = limits
+        self.metrics = metrics
+        self._compute = compute_executor
+        self._load_executor = load_executor
+        self.max_versions = max_versions
+        self._on_change = on_change or (lambda: None)
+        self._lock = asyncio.Lock()
+        self._closing: set[asyncio.Task] = set()
+
+    async def sync(self, only: str | None = None, force: bool = False) -> None:
+        """Bring loaded versions in line with disk (all models, or just ``only``).
+
+        ``force`` also reloads a model that was explicitly unloaded.
+        """
+        async with self._lock:
+            on_disk = await asyncio.to_thread(scan, self.root)
+            if only is not None and only not in on_disk:
+                raise ModelNotFound(f"model {only!r} is not in the repository {self.root}")
+            names = [only] if only is not None else sorted(on_disk)
+            for name in names:
+                state = self.registry.state(name)
+                if state.unloaded and not force:
+                    continue
+                state.unloaded = False
+                await self._sync_model(state, on_disk[name])
+            for name, state in self.registry.models.items():
+                if only is None and name not in on_disk and state.versions:
+                    # The whole model directory vanished: keep serving what is
+                    # loaded (nothing is lost), but say so.
+                    state.last_error = f"{self.root / name} is gone from disk; serving loaded copy"
+
+    async def _sync_model(self, state: ModelState, disk: list[VersionDir]) -> None:
+        loaded = {v.version: v for v in state.versions}
+        wanted: list[LoadedVersion] = []
+        for source in reversed(disk):  # newest first
+            if len(wanted) >= self.max_versions:
+                break
+            current = loaded.get(source.version)
+            if current is not None and current.source.stamp == source.stamp:
+                wanted.append(current)
+                continue
+            if state.failed.get(source.version) == source.stamp:
+                continue
+            if current is None and not state.versions:
+                state.loading = True
+                self._on_change()
+            try:
+                fresh = await self._load(source)
+            except ModelLoadError as exc:
+                state.failed[source.version] = source.stamp
+                state.last_error = f"version {source.version}: {exc}"
+                self.metrics.load_failures.labels(source.model, source.version).inc()
+                log.error("refused %s version %s: %s", source.model, source.version, exc)
+                if current is not None:
+                    wanted.append(current)  # its files changed badly; keep the good copy
+                continue
+            finally:
+                state.loading = False
+            state.failed.pop(source.version, None)
+            wanted.append(fresh)
+        wanted.sort(key=lambda v: int(v.version), reverse=True)
+        if not wanted:
+            # Every version on disk is missing or broken: keep serving whatever
+            # is loaded rather than go dark.
+            self._on_change()
+            return
+        self._swap(state, tuple(wanted[: self.max_versions]))
+
+    def _swap(self, state: ModelState, new: tuple[LoadedVersion, ...]) -> None:
+        old = state.versions
+        state.versions = new
+        for gone in old:
+            if gone not in new:
+                self._retire(gone)
+        added = [v.version for v in new if v not in old]
+        if added or len(old) != len(new):
+            log.info(
+                "serving %s versions %s (latest %s, provider %s)",
+                state.name,
+                state.version_names(),
+                new[0].version,
+                new[0].model.provider,
+            )
+        self._on_change()
+
+    def _retire(self, version: LoadedVersion) -> None:
+        log.info("unloading %s version %s", version.name, version.version)
+
+        async def drain() -> None:
+            await version.batcher.close()
+            version.metrics.unloaded()
+
+        task = asyncio.get_running_loop().create_task(drain())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _load(self, source: VersionDir) -> LoadedVersion:
+        log.info("loading %s version %s from %s", source.model, source.version, source.path)
+
+        def load_blocking() -> OnnxModel:
+            manifest = read_manifest(source.manifest_path)
+            if manifest.name != source.model:
+                raise ModelLoadError(
+                    f"model.json names {manifest.name!r} but sits in {source.model!r}"
+                )
+            return OnnxModel.load(source.onnx_path, manifest, self.runtime)
+
+        model = await asyncio.get_running_loop().run_in_executor(self._load_executor, load_blocking)
+        observer = self.metrics.for_version(source.model, source.version)
+        batcher = Batcher(
+            model.run,
+            self.limits,
+            self._compute,
+            name=f"{source.model}/{source.version}",
+            observer=observer,
+        )
+        batcher.start()
+        observer.loaded(model.provider, model.device)
+        return LoadedVersion(model, batcher, observer, source)
+
+    async def unload(self, name: str) -> None:
+        """Unload every version of ``name`` on request; the poller leaves it unloaded."""
+        async with self._lock:
+            state = self.registry.models.get(name)
+            if state is None:
+                raise ModelNotFound(f"model {name!r} is not loaded")
+            state.unloaded = True
+            old, state.versions = state.versions, ()
+            for version in old:
+                self._retire(version)
+            self._on_change()
+
+    async def index(self) -> list[tuple[str, str, str, str]]:
+        """(model, version, state, reason) for every version on disk or loaded."""
+        on_disk = await asyncio.to_thread(scan, self.root)
+        rows: list[tuple[str, str, str, str]] = []
+        for name in sorted(set(on_disk) | set(self.registry.models)):
+            state = self.registry.models.get(name) or ModelState(name)
+            loaded = set(state.version_names())
+            versions = {v.version for v in on_disk.get(name, [])} | loaded
+            for version in sorted(versions, key=int):
+                if version in loaded:
+                    rows.append((name, version, "READY", ""))
+                elif state.loading:
+                    rows.append((name, version, "LOADING", ""))
+                elif version in state.failed:
+                    rows.append((name, version, "UNAVAILABLE", state.last_error))
+                elif state.unloaded:
+                    rows.append((name, version, "UNAVAILABLE", "unloaded by request"))
+                else:
+                    rows.append(
+                        (
+                            name,
+                            version,
+                            "UNAVAILABLE",
+                            f"not among the newest {self.max_versions} good versions",
+                        )
+                    )
+        return rows
+
+    async def poll_forever(self, interval: float) -> None:
+        """Re-scan every ``interval`` seconds until cancelled; errors never stop it."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.sync()
+            except Exception:
+                log.exception("repository poll failed; will retry")
+
+    async def close(self) -> None:
+        """Drain and close every loaded version."""
+        async with self._lock:
+            for state in self.registry.models.values():
+                old, state.versions = state.versions, ()
+                for version in old:
+                    self._retire(version)
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)

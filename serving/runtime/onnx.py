@@ -1,0 +1,156 @@
+"""One model version in an onnxruntime session, checked before it may serve."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from serving.errors import ModelLoadError
+from serving.repository.manifest import ModelManifest
+from serving.runtime.providers import check_active, device_of, select_providers
+
+log = logging.getLogger(__name__)
+
+_OPT_LEVELS = {
+    "disabled": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
+    "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
+    "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
+    "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
+}
+_ORT_TYPES = {"tensor(float)": "FP32", "tensor(double)": "FP64", "tensor(uint8)": "UINT8"}
+
+
+@dataclass(frozen=True)
+class RuntimeConfig:
+    """Session options shared by every model of a server."""
+
+    provider: str = "auto"
+    device_id: int = 0
+    intra_op_threads: int = 1
+    graph_optimization: str = "all"
+    # Spinning intra-op threads burn the cores the gRPC event loop needs.
+    allow_spinning: bool = False
+    available_providers: tuple[str, ...] | None = None
+
+    def session_options(self) -> ort.SessionOptions:
+        """onnxruntime SessionOptions for this config."""
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.intra_op_threads
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = _OPT_LEVELS[self.graph_optimization]
+        options.add_session_config_entry(
+            "session.intra_op.allow_spinning", "1" if self.allow_spinning else "0"
+        )
+        options.log_severity_level = 3
+        return options
+
+    def providers(self) -> list:
+        """Provider list for a session (raises ProviderUnavailable for an impossible cuda)."""
+        available = self.available_providers or tuple(ort.get_available_providers())
+        return select_providers(self.provider, available, self.device_id)
+
+
+def sha256_file(path: Path) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _dims_match(declared: Sequence[int], actual: Sequence[object]) -> bool:
+    if len(declared) != len(actual):
+        return False
+    # onnxruntime reports a symbolic batch dim as a string (e.g. "N") or None.
+    return all(d == -1 or a == d for d, a in zip(declared, actual, strict=True))
+
+
+class OnnxModel:
+    """A verified onnxruntime session with the signature its manifest promises."""
+
+    def __init__(
+        self, session: ort.InferenceSession, manifest: ModelManifest, provider: str, device: str
+    ) -> None:
+        self.session = session
+        self.manifest = manifest
+        self.provider = provider
+        self.device = device
+        self._input_name = manifest.input.name
+        self._outputs = [manifest.output.name]
+
+    @classmethod
+    def load(cls, onnx_path: Path, manifest: ModelManifest, config: RuntimeConfig) -> OnnxModel:
+        """Load, verify (hash, signature, probe batch) and return; ModelLoadError otherwise."""
+        if not onnx_path.is_file():
+            raise ModelLoadError(f"{onnx_path}: missing")
+        actual = sha256_file(onnx_path)
+        if actual != manifest.sha256:
+            raise ModelLoadError(
+                f"{onnx_path}: sha256 {actual} does not match model.json ({manifest.sha256})"
+            )
+        try:
+            session = ort.InferenceSession(
+                str(onnx_path), sess_options=config.session_options(), providers=config.providers()
+            )
+        except ort.capi.onnxruntime_pybind11_state.Fail as exc:
+            raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
+        except Exception as exc:  # corrupt protobufs raise several ORT error types
+            if type(exc).__module__.startswith("onnxruntime"):
+                raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
+            raise
+        provider = check_active(config.provider, session.get_providers())
+        model = cls(session, manifest, provider, device_of(provider, config.device_id))
+        model._check_signature()
+        model._probe()
+        return model
+
+    def _check_signature(self) -> None:
+        spec_in, spec_out = self.manifest.input, self.manifest.output
+        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        if len(inputs) != 1 or inputs[0].name != spec_in.name:
+            raise ModelLoadError(
+                f"model.json declares input {spec_in.name!r}; the ONNX graph has "
+                f"{[i.name for i in inputs]}"
+            )
+        if _ORT_TYPES.get(inputs[0].type) != spec_in.datatype or not _dims_match(
+            spec_in.shape, inputs[0].shape
+        ):
+            raise ModelLoadError(
+                f"model.json declares {spec_in.describe()}; the ONNX graph takes "
+                f"{inputs[0].type}{inputs[0].shape}"
+            )
+        names = [o.name for o in outputs]
+        if spec_out.name not in names:
+            raise ModelLoadError(f"model.json declares output {spec_out.name!r}; graph has {names}")
+
+    def _probe(self) -> None:
+        # A real batch through the real session: catches graphs that load but
+        # cannot run, and outputs whose width disagrees with the labels.
+        shape = [2 if d == -1 else d for d in self.manifest.input.shape]
+        probe = np.zeros(shape, dtype=np.float32)
+        try:
+            out = self.run(probe)
+        except Exception as exc:
+            raise ModelLoadError(f"probe batch failed: {exc}") from None
+        expected = (2, *self.manifest.output.shape[1:])
+        if out.shape != expected:
+            raise ModelLoadError(
+                f"probe batch gave shape {list(out.shape)}, expected {list(expected)}"
+            )
+        if not np.isfinite(out).all():
+            raise ModelLoadError("probe batch gave NaN/Inf")
+        if self.manifest.output_kind == "softmax" and not np.allclose(
+            out.sum(axis=1), 1, atol=1e-3
+        ):
+            raise ModelLoadError("probe batch: softmax outputs do not sum to 1")
+
+    def run(self, images: np.ndarray) -> np.ndarray:
+        """Run one batch (called from an executor thread)."""
+        return self.session.run(self._outputs, {self._input_name: images})[0]

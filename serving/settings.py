@@ -1,0 +1,243 @@
+"""All server settings in one typed object, read from CLI flags and DIGITS_* env vars.
+
+Flag names follow Triton's where Triton has one (``--model-repository``,
+``--grpc-port``, ``--metrics-port``), so operators feel at home. Precedence:
+command line > environment > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DIGITS_"
+
+
+def default_repository() -> Path:
+    """The shipped model repository next to the package, else ./model_repository."""
+    shipped = Path(__file__).resolve().parent.parent / "model_repository"
+    return shipped if shipped.is_dir() else Path("model_repository")
+
+
+def _opt(help_: str, lo: float | None = None, hi: float | None = None, **extra: Any) -> Any:
+    """Field metadata: help text and inclusive bounds checked at load time."""
+    return {"help": help_, "lo": lo, "hi": hi, **extra}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the server. Build with :func:`load_settings` or directly in tests."""
+
+    model_repository: Path = field(
+        default_factory=default_repository,
+        metadata=_opt("model repository root: <name>/<version>/model.onnx + model.json"),
+    )
+    grpc_host: str = field(default="0.0.0.0", metadata=_opt("gRPC bind address"))
+    grpc_port: int = field(default=8001, metadata=_opt("gRPC port (0 = pick a free one)", 0, 65535))
+    metrics_host: str = field(
+        default="0.0.0.0", metadata=_opt("metrics bind address (e.g. an internal interface)")
+    )
+    metrics_port: int = field(
+        default=8002,
+        metadata=_opt("Prometheus metrics HTTP port (0 = free port, -1 = off)", -1, 65535),
+    )
+    default_model: str = field(
+        default="cnn", metadata=_opt("model used by the typed API when a request names none")
+    )
+    provider: str = field(
+        default="auto",
+        metadata=_opt(
+            "execution provider: auto (CUDA if usable, else CPU), cpu or cuda",
+            choices=("auto", "cpu", "cuda"),
+        ),
+    )
+    cuda_device_id: int = field(default=0, metadata=_opt("CUDA device id", 0, 64))
+    intra_op_threads: int = field(
+        default=0,
+        metadata=_opt("onnxruntime intra-op threads per session (0 = CPU budget)", 0, 256),
+    )
+    graph_optimization: str = field(
+        default="all",
+        metadata=_opt(
+            "onnxruntime graph optimisation level", choices=("disabled", "basic", "extended", "all")
+        ),
+    )
+    max_batch_size: int = field(
+        default=64, metadata=_opt("images per batch before it is cut", 1, 65536)
+    )
+    max_queue_delay_us: int = field(
+        default=200,
+        metadata=_opt(
+            "longest wait, from a batch's first request, before a batch is cut", 0, 10_000_000
+        ),
+    )
+    max_queue_images: int = field(
+        default=4096,
+        metadata=_opt(
+            "images queued per model before new requests get RESOURCE_EXHAUSTED", 1, 10_000_000
+        ),
+    )
+    max_images_per_request: int = field(
+        default=1024, metadata=_opt("images one request may carry", 1, 1_000_000)
+    )
+    max_concurrent_batches: int = field(
+        default=1,
+        metadata=_opt(
+            "batches computed at once, server-wide (each uses all intra-op threads)", 1, 64
+        ),
+    )
+    max_versions: int = field(default=2, metadata=_opt("versions kept loaded per model", 1, 100))
+    repository_poll_seconds: float = field(
+        default=5.0,
+        metadata=_opt("poll the repository for new versions every N s (0 = never)", 0, 86400),
+    )
+    model_control: str = field(
+        default="auto",
+        metadata=_opt(
+            "V2 repository load/unload RPCs: on, off, or auto (on only with auth)",
+            choices=("auto", "on", "off"),
+        ),
+    )
+    max_message_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_opt("largest gRPC message received or sent", 1024, 2**31 - 1),
+    )
+    max_stream_inflight: int = field(
+        default=128, metadata=_opt("requests one stream may have in flight", 1, 100_000)
+    )
+    grace_seconds: float = field(
+        default=10.0, metadata=_opt("drain time for in-flight requests on SIGTERM", 0, 3600)
+    )
+    keepalive_seconds: float = field(
+        default=30.0, metadata=_opt("HTTP/2 keepalive ping interval", 1, 86400)
+    )
+    max_connection_age_seconds: float = field(
+        default=300.0,
+        metadata=_opt("close connections after N s so clients rebalance (0 = never)", 0, 86400),
+    )
+    tls_cert: Path | None = field(
+        default=None, metadata=_opt("PEM server certificate (enables TLS)")
+    )
+    tls_key: Path | None = field(default=None, metadata=_opt("PEM private key for --tls-cert"))
+    tls_client_ca: Path | None = field(
+        default=None, metadata=_opt("PEM CA bundle; when set clients must present a cert (mTLS)")
+    )
+    auth_token_file: Path | None = field(
+        default=None, metadata=_opt("file holding the bearer token required on inference RPCs")
+    )
+    auth_token: str | None = field(
+        default=None,
+        metadata=_opt("bearer token (prefer --auth-token-file or DIGITS_AUTH_TOKEN)", secret=True),
+    )
+    log_level: str = field(
+        default="info", metadata=_opt("log level", choices=("debug", "info", "warning", "error"))
+    )
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            lo, hi = f.metadata.get("lo"), f.metadata.get("hi")
+            value = getattr(self, f.name)
+            if (lo is not None and value < lo) or (hi is not None and value > hi):
+                raise ValueError(f"{flag_name(f.name)}={value} is outside [{lo}, {hi}]")
+            choices = f.metadata.get("choices")
+            if choices and value not in choices:
+                raise ValueError(f"{flag_name(f.name)}={value!r}: expected one of {choices}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("--tls-client-ca needs --tls-cert/--tls-key")
+
+    @property
+    def max_queue_delay_s(self) -> float:
+        """Batch delay in seconds."""
+        return self.max_queue_delay_us / 1e6
+
+    def resolved_auth_token(self) -> str | None:
+        """The bearer token from --auth-token or --auth-token-file, stripped."""
+        if self.auth_token:
+            return self.auth_token.strip()
+        if self.auth_token_file is not None:
+            token = self.auth_token_file.read_text().strip()
+            if not token:
+                raise ValueError(f"{self.auth_token_file} is empty")
+            return token
+        return None
+
+    @property
+    def model_control_enabled(self) -> bool:
+        """Load/unload RPCs are off by default unless requests are authenticated."""
+        if self.model_control == "auto":
+            return self.auth_token is not None or self.auth_token_file is not None
+        return self.model_control == "on"
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def flag_name(attr: str) -> str:
+    """``grpc_port`` -> ``--grpc-port``."""
+    return "--" + attr.replace("_", "-")
+
+
+def env_name(attr: str) -> str:
+    """``grpc_port`` -> ``DIGITS_GRPC_PORT``."""
+    return ENV_PREFIX + attr.upper()
+
+
+def _field_type(f: dataclasses.Field) -> type:
+    annotation = str(f.type)
+    if "Path" in annotation:
+        return Path
+    for name, typ in (("int", int), ("float", float), ("bool", bool)):
+        if annotation.startswith(name):
+            return typ
+    return str
+
+
+def _convert(f: dataclasses.Field, raw: str) -> Any:
+    typ = _field_type(f)
+    if raw == "" and "None" in str(f.type):
+        return None
+    try:
+        return typ(raw)
+    except ValueError:
+        raise ValueError(f"{env_name(f.name)}={raw!r} is not a valid {typ.__name__}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``digits-serve`` argument parser (one flag per settings field)."""
+    parser = argparse.ArgumentParser(
+        prog="digits-serve",
+        description="Serve MNIST digit classifiers over gRPC: typed digits.v1 API and KServe V2.",
+        epilog=f"Every flag can also be set with an environment variable: {ENV_PREFIX}<FLAG>, "
+        "e.g. DIGITS_GRPC_PORT=9001.",
+    )
+    for f in fields(Settings):
+        kwargs: dict[str, Any] = {"dest": f.name, "default": None, "help": f.metadata["help"]}
+        if f.metadata.get("choices"):
+            kwargs["choices"] = f.metadata["choices"]
+        kwargs["type"] = _field_type(f)
+        parser.add_argument(flag_name(f.name), **kwargs)
+    return parser
+
+
+def load_settings(
+    argv: Sequence[str] | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Settings from flags, then env vars, then defaults; raises ValueError on bad values."""
+    environ = os.environ if environ is None else environ
+    args = build_parser().parse_args(argv)
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        cli = getattr(args, f.name)
+        if cli is not None:
+            values[f.name] = cli
+        elif env_name(f.name) in environ:
+            values[f.name] = _convert(f, environ[env_name(f.name)])
+    return Settings(**values)

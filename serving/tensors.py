@@ -1,0 +1,99 @@
+"""KServe V2 datatypes <-> numpy, and wire bytes <-> ndarray without Python lists."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from serving.errors import InvalidInput
+
+# Little-endian explicitly: the V2 protocol fixes the byte order on the wire.
+V2_TO_NUMPY: dict[str, np.dtype] = {
+    "BOOL": np.dtype("?"),
+    "UINT8": np.dtype("u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+}
+NUMPY_TO_V2: dict[np.dtype, str] = {v: k for k, v in V2_TO_NUMPY.items()}
+
+# Which InferTensorContents field carries each datatype when not sent raw.
+CONTENTS_FIELD: dict[str, str] = {
+    "BOOL": "bool_contents",
+    "UINT8": "uint_contents",
+    "UINT16": "uint_contents",
+    "UINT32": "uint_contents",
+    "UINT64": "uint64_contents",
+    "INT8": "int_contents",
+    "INT16": "int_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP16": "fp32_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+}
+
+
+def numpy_dtype(datatype: str, what: str) -> np.dtype:
+    """The numpy dtype for a V2 datatype name, or InvalidInput naming ``what``."""
+    try:
+        return V2_TO_NUMPY[datatype]
+    except KeyError:
+        raise InvalidInput(
+            f"{what}: unsupported datatype {datatype!r}; expected one of {sorted(V2_TO_NUMPY)}"
+        ) from None
+
+
+def element_count(shape: Sequence[int], what: str) -> int:
+    """Number of elements of a concrete shape; negative dims are refused."""
+    count = 1
+    for dim in shape:
+        if dim < 0:
+            raise InvalidInput(f"{what}: shape {list(shape)} has a negative dimension")
+        count *= dim
+    return count
+
+
+def from_raw(data: bytes, datatype: str, shape: Sequence[int], what: str) -> np.ndarray:
+    """Decode little-endian row-major bytes into an ndarray of ``shape`` (zero copy)."""
+    dtype = numpy_dtype(datatype, what)
+    count = element_count(shape, what)
+    expected = count * dtype.itemsize
+    if len(data) != expected:
+        raise InvalidInput(
+            f"{what}: {datatype}{list(shape)} needs {expected} bytes "
+            f"({count} x {dtype.itemsize}), got {len(data)}"
+        )
+    return np.frombuffer(data, dtype=dtype).reshape(shape)
+
+
+def from_contents(values: Sequence, datatype: str, shape: Sequence[int], what: str) -> np.ndarray:
+    """Decode typed repeated contents (already parsed by protobuf) into an ndarray."""
+    dtype = numpy_dtype(datatype, what)
+    count = element_count(shape, what)
+    if len(values) != count:
+        raise InvalidInput(
+            f"{what}: {datatype}{list(shape)} needs {count} values in "
+            f"contents.{CONTENTS_FIELD[datatype]}, got {len(values)}"
+        )
+    # np.array over a protobuf repeated field goes through the buffer/sequence
+    # protocol in C; casting afterwards checks range per dtype.
+    return np.asarray(values, dtype=dtype).reshape(shape)
+
+
+def to_raw(array: np.ndarray) -> tuple[str, bytes]:
+    """V2 datatype and little-endian bytes of an array."""
+    dtype = array.dtype.newbyteorder("<") if array.dtype.byteorder == ">" else array.dtype
+    try:
+        datatype = NUMPY_TO_V2[np.dtype(dtype)]
+    except KeyError:
+        raise TypeError(f"no V2 datatype for numpy dtype {array.dtype}") from None
+    return datatype, np.ascontiguousarray(array, dtype=dtype).tobytes()

@@ -1,0 +1,48 @@
+"""Run a real ServerApp on its own event loop thread, bound to loopback port 0."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from typing import Any
+
+from serving.app import ServerApp
+from serving.settings import Settings
+
+
+class ServerThread:
+    """A live server for tests; clients talk to it over real gRPC on 127.0.0.1."""
+
+    def __init__(self, settings: Settings, **app_kwargs: Any) -> None:
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self._thread.start()
+        self.app: ServerApp = self.call(self._make(settings, app_kwargs))
+
+    @staticmethod
+    async def _make(settings: Settings, kwargs: dict) -> ServerApp:
+        return ServerApp(settings, **kwargs)
+
+    def call(self, coro: Coroutine, timeout: float = 60) -> Any:
+        """Run a coroutine on the server's loop and wait for its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def start(self) -> ServerThread:
+        """Start the server (loads the repository)."""
+        self.call(self.app.start())
+        return self
+
+    @property
+    def address(self) -> str:
+        """host:port for clients."""
+        return f"127.0.0.1:{self.app.port}"
+
+    def stop(self, grace: float = 1.0) -> None:
+        """Drain, stop and end the loop thread."""
+        try:
+            self.call(self.app.stop(grace))
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(10)
+            self.loop.close()

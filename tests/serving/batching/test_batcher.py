@@ -1,0 +1,221 @@
+"""Batcher behaviour with toy runtimes (echo, slow, failing) on a real event loop."""
+
+import asyncio
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from serving.batching.batcher import Batcher, BatchLimits, Pending, plan_batch
+from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
+
+
+class EchoRuntime:
+    """Returns each row's first pixel and its row count, recording batch sizes."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.batches: list[int] = []
+        self.delay = delay
+        self.fail = fail
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        self.gate.wait(5)
+        self.batches.append(x.shape[0])
+        if self.delay:
+            time.sleep(self.delay)
+        if self.fail:
+            raise RuntimeError("boom")
+        return x.reshape(x.shape[0], -1)[:, :1].copy()
+
+
+def make(runtime, max_batch=8, delay_s=0.0, queue=64):
+    executor = ThreadPoolExecutor(1)
+    batcher = Batcher(runtime, BatchLimits(max_batch, delay_s, queue), executor, name="toy")
+    return batcher
+
+
+def images(n: int, value: float) -> np.ndarray:
+    return np.full((n, 2, 2), value, dtype=np.float32)
+
+
+# --- plan_batch on a controllable clock ---------------------------------------
+
+
+def pending(n: int, at: float, deadline: float | None = None) -> Pending:
+    loop = asyncio.new_event_loop()
+    fut = loop.create_future()
+    loop.close()
+    return Pending(images(n, 0), fut, at, deadline)
+
+
+def test_plan_waits_until_delay_from_first_request():
+    limits = BatchLimits(max_batch_size=8, max_queue_delay_s=0.010, max_queue_images=100)
+    queue = deque([pending(1, at=100.0), pending(1, at=100.004)])
+    batch, wait = plan_batch(queue, 2, now=100.005, limits=limits, flush=False)
+    assert batch is None
+    assert wait == pytest.approx(0.005)
+    batch, _ = plan_batch(queue, 2, now=100.010, limits=limits, flush=False)
+    assert batch is not None and len(batch) == 2
+
+
+def test_plan_cuts_at_max_batch_counting_images_not_requests():
+    limits = BatchLimits(max_batch_size=4, max_queue_delay_s=1.0, max_queue_images=100)
+    queue = deque([pending(3, 0.0), pending(2, 0.0), pending(1, 0.0)])
+    batch, _ = plan_batch(queue, 6, now=0.0, limits=limits, flush=False)
+    # 3 + 2 would exceed 4: the second request waits for the next batch.
+    assert [p.count for p in batch] == [3]
+    batch, _ = plan_batch(queue, 3, now=0.0, limits=limits, flush=True)
+    assert [p.count for p in batch] == [2, 1]
+
+
+def test_plan_runs_an_oversized_request_alone():
+    limits = BatchLimits(max_batch_size=4, max_queue_delay_s=0.0, max_queue_images=100)
+    queue = deque([pending(10, 0.0), pending(1, 0.0)])
+    batch, _ = plan_batch(queue, 11, now=0.0, limits=limits, flush=False)
+    assert [p.count for p in batch] == [10]
+
+
+# --- the batcher on a real loop ------------------------------------------------
+
+
+def test_concurrent_requests_of_different_sizes_get_their_own_rows():
+    runtime = EchoRuntime()
+
+    async def main():
+        batcher = make(runtime, max_batch=16, delay_s=0.02)
+        batcher.start()
+        sizes = [1, 3, 2, 5, 1, 4]
+        results = await asyncio.gather(
+            *(batcher.submit(images(n, float(i))) for i, n in enumerate(sizes))
+        )
+        await batcher.close()
+        return sizes, results
+
+    sizes, results = asyncio.run(main())
+    for i, (n, rows) in enumerate(zip(sizes, results, strict=True)):
+        assert rows.shape == (n, 1)
+        assert (rows == i).all()
+    assert runtime.batches == [16]  # all six arrived within the delay: one batch
+
+
+def test_batch_keeps_growing_while_model_is_busy():
+    runtime = EchoRuntime(delay=0.05)
+
+    async def main():
+        batcher = make(runtime, max_batch=64, delay_s=0.0)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(images(1, 0)))
+        await asyncio.sleep(0.01)  # first batch (of 1) is computing now
+        rest = [asyncio.create_task(batcher.submit(images(1, i))) for i in range(10)]
+        await asyncio.gather(first, *rest)
+        await batcher.close()
+
+    asyncio.run(main())
+    assert runtime.batches == [1, 10]
+
+
+def test_full_queue_is_refused_at_once():
+    runtime = EchoRuntime()
+    runtime.gate.clear()  # the model hangs until released
+
+    async def main():
+        batcher = make(runtime, max_batch=2, delay_s=0.0, queue=4)
+        batcher.start()
+        running = asyncio.create_task(batcher.submit(images(2, 0)))
+        await asyncio.sleep(0.02)  # taken into a batch: the queue is empty again
+        queued = [asyncio.create_task(batcher.submit(images(2, 1))) for _ in range(2)]
+        await asyncio.sleep(0.01)
+        assert batcher.queued_images == 4
+        with pytest.raises(Overloaded, match="queue full"):
+            await batcher.submit(images(1, 2))
+        runtime.gate.set()
+        await asyncio.gather(running, *queued)
+        await batcher.close()
+
+    asyncio.run(main())
+
+
+def test_expired_request_is_dropped_and_never_computed():
+    runtime = EchoRuntime()
+    runtime.gate.clear()
+
+    async def main():
+        batcher = make(runtime, max_batch=1, delay_s=0.0)
+        batcher.start()
+        blocker = asyncio.create_task(batcher.submit(images(1, 0)))
+        await asyncio.sleep(0.02)
+        doomed = asyncio.create_task(batcher.submit(images(1, 7), deadline=time.monotonic() + 0.01))
+        await asyncio.sleep(0.05)
+        runtime.gate.set()
+        await blocker
+        with pytest.raises(DeadlineExceeded, match="not computed"):
+            await doomed
+        await batcher.close()
+
+    asyncio.run(main())
+    assert runtime.batches == [1]  # the expired request never reached the model
+
+
+def test_cancelled_request_frees_its_slot_immediately():
+    runtime = EchoRuntime()
+    runtime.gate.clear()
+
+    async def main():
+        batcher = make(runtime, max_batch=1, delay_s=0.0, queue=3)
+        batcher.start()
+        blocker = asyncio.create_task(batcher.submit(images(1, 0)))
+        await asyncio.sleep(0.02)
+        waiting = asyncio.create_task(batcher.submit(images(3, 1)))
+        await asyncio.sleep(0.01)
+        assert batcher.queued_images == 3
+        waiting.cancel()
+        await asyncio.sleep(0)
+        assert batcher.queued_images == 0
+        runtime.gate.set()
+        await blocker
+        await batcher.close()
+
+    asyncio.run(main())
+    assert runtime.batches == [1]
+
+
+def test_failure_reaches_exactly_the_requests_of_that_batch():
+    runtime = EchoRuntime(fail=True)
+
+    async def main():
+        batcher = make(runtime, max_batch=4, delay_s=0.01)
+        batcher.start()
+        results = await asyncio.gather(
+            *(batcher.submit(images(1, i)) for i in range(3)), return_exceptions=True
+        )
+        runtime.fail = False
+        ok = await batcher.submit(images(1, 9))
+        await batcher.close()
+        return results, ok
+
+    results, ok = asyncio.run(main())
+    assert all(isinstance(r, RuntimeError) for r in results)
+    assert ok[0, 0] == 9
+
+
+def test_close_drains_queue_then_refuses_new_work():
+    runtime = EchoRuntime(delay=0.01)
+
+    async def main():
+        batcher = make(runtime, max_batch=1, delay_s=0.0)
+        batcher.start()
+        tasks = [asyncio.create_task(batcher.submit(images(1, i))) for i in range(3)]
+        await asyncio.sleep(0)
+        await batcher.close()
+        results = await asyncio.gather(*tasks)
+        with pytest.raises(ModelNotReady):
+            await batcher.submit(images(1, 0))
+        return results
+
+    results = asyncio.run(main())
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2]

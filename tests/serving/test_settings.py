@@ -1,0 +1,59 @@
+from pathlib import Path
+
+import pytest
+
+from serving.settings import Settings, build_parser, load_settings
+
+
+def test_defaults_follow_triton_ports():
+    s = load_settings([], environ={})
+    assert (s.grpc_port, s.metrics_port) == (8001, 8002)
+    assert s.model_repository.name == "model_repository"
+
+
+def test_cli_beats_env_beats_default():
+    env = {"DIGITS_GRPC_PORT": "9001", "DIGITS_MAX_BATCH_SIZE": "32"}
+    s = load_settings(["--grpc-port", "9100"], environ=env)
+    assert s.grpc_port == 9100
+    assert s.max_batch_size == 32
+
+
+def test_paths_and_choices_parse():
+    s = load_settings(["--model-repository", "/x/y", "--provider", "cpu"], environ={})
+    assert s.model_repository == Path("/x/y")
+    assert s.provider == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"max_batch_size": 0}, "--max-batch-size=0 is outside"),
+        ({"grpc_port": 70000}, "--grpc-port=70000"),
+        ({"provider": "tpu"}, "expected one of"),
+        ({"tls_cert": Path("a.pem")}, "go together"),
+    ],
+)
+def test_bad_values_are_refused_with_the_flag_name(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Settings(**changes)
+
+
+def test_bad_env_value_names_the_variable():
+    with pytest.raises(ValueError, match="DIGITS_GRPC_PORT='abc'"):
+        load_settings([], environ={"DIGITS_GRPC_PORT": "abc"})
+
+
+def test_model_control_is_off_without_auth(tmp_path):
+    assert not Settings().model_control_enabled
+    token = tmp_path / "token"
+    token.write_text("s3cret\n")
+    s = Settings(auth_token_file=token)
+    assert s.model_control_enabled
+    assert s.resolved_auth_token() == "s3cret"
+    assert Settings(model_control="on").model_control_enabled
+
+
+def test_every_flag_is_documented():
+    text = build_parser().format_help()
+    for flag in ("--model-repository", "--grpc-port", "--metrics-port", "--max-queue-delay-us"):
+        assert flag in text
