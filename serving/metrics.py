@@ -130,6 +130,11 @@ class VersionMetrics:
         self._batch = metrics.batch_size.labels(model, version)
         self._depth = metrics.queue_images.labels(model, version)
         self._images = metrics.images.labels(model, version)
+        # Created at load so dashboards see 0, not a missing series, until the first rejection.
+        self._rejected = {
+            reason: metrics.rejected.labels(model, version, reason)
+            for reason in ("queue_full", "deadline")
+        }
 
     def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None:
         """Record one executed batch."""
@@ -145,7 +150,8 @@ class VersionMetrics:
 
     def rejected(self, reason: str) -> None:
         """Count a refused request."""
-        self._metrics.rejected.labels(*self._labels, reason).inc()
+        counter = self._rejected.get(reason) or self._metrics.rejected.labels(*self._labels, reason)
+        counter.inc()
 
     def loaded(self, provider: str, device: str) -> None:
         """Mark this version as loaded."""
