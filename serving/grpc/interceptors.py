@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from serving.errors import ServingError
+from serving.errors import InvalidInput, ServingError
 from serving.grpc.status import RpcInfo, client_message, current_rpc, status_of
 from serving.metrics import Metrics
 
@@ -76,16 +76,17 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             (name for prefix, name in API_OF.items() if method_path.startswith(prefix)), "other"
         )
         method = method_path.rsplit("/", 1)[-1]
+        parse = _tolerant(handler.request_deserializer)
         if handler.unary_unary is not None:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, api, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=parse,
                 response_serializer=handler.response_serializer,
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
                 self._stream(handler.stream_stream, api, method),
-                request_deserializer=handler.request_deserializer,
+                request_deserializer=parse,
                 response_serializer=handler.response_serializer,
             )
         return handler
@@ -126,6 +127,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             self._metrics.inflight.inc()
             code = grpc.StatusCode.OK
             try:
+                if type(request) is Undecodable:
+                    raise InvalidInput(request.message)
                 return await behavior(request, context)
             except (ServingError, Exception) as exc:
                 code = await self._fail(context, info, exc, method)
@@ -142,7 +145,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             info = self._start(context)
             code = grpc.StatusCode.OK
             try:
-                async for response in behavior(requests, context):
+                async for response in behavior(_decoded(requests), context):
                     yield response
             except (ServingError, Exception) as exc:
                 code = await self._fail(context, info, exc, method)
@@ -150,6 +153,39 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                 self._finish(info, api, method, code, start)
 
         return call
+
+
+class Undecodable:
+    """Stands in for request bytes that are not the expected protobuf message."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], Any] | None:
+    """A deserializer that never raises: gRPC would turn that into UNKNOWN with a traceback
+    in the log, where the client deserves INVALID_ARGUMENT and a reason."""
+    if deserializer is None:
+        return None
+    owner = getattr(deserializer, "__self__", None)
+    type_name = getattr(getattr(owner, "DESCRIPTOR", None), "full_name", "request message")
+
+    def parse(data: bytes) -> Any:
+        try:
+            return deserializer(data)
+        except Exception as exc:
+            return Undecodable(f"request bytes are not a valid {type_name} ({exc})")
+
+    return parse
+
+
+async def _decoded(requests: AsyncIterator) -> AsyncIterator:
+    async for request in requests:
+        if type(request) is Undecodable:
+            raise InvalidInput(request.message)
+        yield request
 
 
 async def _deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
