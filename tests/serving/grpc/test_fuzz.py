@@ -15,9 +15,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from serving.api import digits_pb2 as dpb
-from serving.api import digits_pb2_grpc
+from serving.api import digits_pb2_grpc, open_inference_pb2_grpc
 from serving.api import open_inference_pb2 as pb
-from serving.api import open_inference_pb2_grpc
 from tests.helpers.requests import random_images, v2_outputs, v2_request
 from tests.helpers.server_thread import ServerThread
 from tests.helpers.tiny_models import linear_sigmoid, linear_softmax, publish
