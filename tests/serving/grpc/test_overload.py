@@ -42,3 +42,22 @@ def test_deadline_passing_in_queue_is_deadline_exceeded_and_never_computed(slow_
         assert registry.get_sample_value("digits_queue_images", labels) == 0
         assert stub.ModelInfer(v2_request(random_images(4)), timeout=5).outputs
         assert registry.get_sample_value("digits_batch_size_sum", labels) == 4
+
+
+def test_cancelled_call_frees_its_queue_slot(slow_queue_server):
+    registry = slow_queue_server.app.metrics.registry
+    labels = {"model": "cnn", "version": "1"}
+    with grpc.insecure_channel(slow_queue_server.address) as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        call = stub.ModelInfer.future(v2_request(random_images(4)))
+        time.sleep(0.2)
+        assert registry.get_sample_value("digits_queue_images", labels) == 4
+        call.cancel()
+        deadline = time.monotonic() + 2
+        while (
+            registry.get_sample_value("digits_queue_images", labels) and time.monotonic() < deadline
+        ):
+            time.sleep(0.02)
+        assert registry.get_sample_value("digits_queue_images", labels) == 0
+        # The freed slot takes a new request at once (the queue holds only 4 images).
+        assert stub.ModelInfer(v2_request(random_images(4)), timeout=5).outputs

@@ -123,9 +123,11 @@ def test_repository_control_load_and_unload(make_server, repo):
         publish(repo, "cnn", 2, linear_softmax(seed=3))
         stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="cnn"))
         assert served_version(stub) == "2"
-        with pytest.raises(grpc.RpcError) as info:
-            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="nope"))
-        assert info.value.code() is grpc.StatusCode.NOT_FOUND
+        # Names from requests are only ever looked up among scanned directories.
+        for name in ("nope", "../models/cnn", "/etc", "cnn/1", ".."):
+            with pytest.raises(grpc.RpcError) as info:
+                stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=name))
+            assert info.value.code() is grpc.StatusCode.NOT_FOUND
 
 
 def test_replacing_a_version_under_load_fails_no_request(make_server, repo):
