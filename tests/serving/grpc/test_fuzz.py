@@ -87,7 +87,11 @@ def still_serves(channel) -> None:
     assert v2_outputs(stub.ModelInfer(v2_request(images), timeout=10)).shape == (2, 10)
 
 
-shapes = st.lists(st.integers(min_value=-3, max_value=40), min_size=0, max_size=5)
+shapes = st.lists(
+    st.integers(min_value=-3, max_value=40) | st.sampled_from([2**31, 2**40, 10**6, 2**63 - 1]),
+    min_size=0,
+    max_size=5,
+)
 floats = st.floats(allow_nan=True, allow_infinity=True, width=32)
 
 
