@@ -1,0 +1,113 @@
+"""Shared readers for the deployment tests: repo paths, YAML documents, Dockerfiles, settings."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from serving.settings import Settings, env_name
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+K8S = DEPLOY / "k8s"
+KUBERNETES_VERSION = "1.31.0"  # the cluster version the manifests are validated against
+
+
+def load_yaml(path: Path) -> Any:
+    """One YAML document."""
+    return yaml.safe_load(path.read_text())
+
+
+def load_yaml_docs(path: Path) -> list[dict]:
+    """Every non-empty document of a multi-document YAML file."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+@cache
+def pyproject() -> dict:
+    """pyproject.toml, parsed."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def console_scripts() -> dict[str, str]:
+    """``{script: "module:function"}`` from [project.scripts]."""
+    return pyproject()["project"]["scripts"]
+
+
+def settings_env_names() -> set[str]:
+    """DIGITS_* variable names the server understands (one per Settings field)."""
+    return {env_name(f.name) for f in dataclasses.fields(Settings)}
+
+
+def settings_defaults() -> Settings:
+    """Settings with nothing set: the server's own defaults."""
+    return Settings()
+
+
+@dataclasses.dataclass
+class Instruction:
+    """One Dockerfile instruction with continuation lines joined."""
+
+    keyword: str
+    args: str
+    stage: int
+
+    def json_args(self) -> list[str] | None:
+        """Exec-form arguments (``["a", "b"]``), or None for shell form."""
+        text = self.args
+        if self.keyword == "HEALTHCHECK":
+            text = text.split("CMD", 1)[1] if "CMD" in text else ""
+        text = text.strip()
+        if text.startswith("["):
+            return json.loads(text)
+        return None
+
+
+def parse_dockerfile(path: Path) -> list[Instruction]:
+    """Instructions in order; ``stage`` counts FROMs (0 = before the first FROM)."""
+    lines: list[str] = []
+    pending = ""
+    for raw in path.read_text().splitlines():
+        stripped = raw.strip()
+        if not pending and (not stripped or stripped.startswith("#")):
+            continue
+        if stripped.startswith("#"):
+            continue  # comment inside a continued instruction
+        if stripped.endswith("\\"):
+            pending += stripped[:-1] + " "
+            continue
+        lines.append(pending + stripped)
+        pending = ""
+    instructions: list[Instruction] = []
+    stage = 0
+    for line in lines:
+        keyword, _, args = line.partition(" ")
+        keyword = keyword.upper()
+        if keyword == "FROM":
+            stage += 1
+        instructions.append(Instruction(keyword, args.strip(), stage))
+    return instructions
+
+
+def dockerfile_args(instructions: list[Instruction]) -> dict[str, str]:
+    """Global ARG defaults (before the first FROM)."""
+    values = {}
+    for i in instructions:
+        if i.keyword == "ARG" and i.stage == 0 and "=" in i.args:
+            key, value = i.args.split("=", 1)
+            values[key.strip()] = value.strip()
+    return values
+
+
+def substitute(text: str, variables: dict[str, str]) -> str:
+    """Expand ``${NAME}`` / ``$NAME`` from ``variables``."""
+    return re.sub(
+        r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text
+    )

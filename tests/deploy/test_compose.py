@@ -1,0 +1,185 @@
+"""docker-compose.yml: valid per the Compose spec, and consistent with the code it runs."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from serving.settings import load_settings
+from tests.deploy.helpers import (
+    DEPLOY,
+    ROOT,
+    load_yaml,
+    parse_dockerfile,
+    settings_defaults,
+    settings_env_names,
+)
+
+COMPOSE = ROOT / "docker-compose.yml"
+SCHEMA = DEPLOY / "schema" / "compose-spec.json"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return load_yaml(COMPOSE)
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict) -> dict[str, dict]:
+    return compose["services"]
+
+
+def server_services(services: dict[str, dict]) -> dict[str, dict]:
+    """Services built from Dockerfile.server (the replicas)."""
+    return {
+        name: s
+        for name, s in services.items()
+        if s.get("build", {}).get("dockerfile", "").endswith("Dockerfile.server")
+    }
+
+
+def test_validates_against_the_vendored_compose_spec_schema(compose):
+    schema = json.loads(SCHEMA.read_text())
+    jsonschema.Draft7Validator.check_schema(schema)
+    errors = sorted(jsonschema.Draft7Validator(schema).iter_errors(compose), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_schema_source_is_recorded():
+    readme = (DEPLOY / "schema" / "README.md").read_text()
+    assert "compose-spec/compose-spec" in readme
+    assert re.search(r"`[0-9a-f]{40}`", readme), "the vendored schema's commit must be named"
+
+
+def test_schema_rejects_a_broken_file(compose):
+    """The validation is real: a typo'd key fails it."""
+    schema = json.loads(SCHEMA.read_text())
+    broken = json.loads(json.dumps(compose))
+    broken["services"]["server"]["helthcheck"] = {}
+    assert list(jsonschema.Draft7Validator(schema).iter_errors(broken))
+
+
+def test_build_contexts_dockerfiles_and_bind_mounts_exist(services):
+    for name, service in services.items():
+        build = service.get("build")
+        if build:
+            context = ROOT / build["context"]
+            assert context.is_dir(), f"{name}: build context {context}"
+            assert (context / build["dockerfile"]).is_file(), f"{name}: {build['dockerfile']}"
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith((".", "/")):
+                assert (ROOT / source).exists(), f"{name}: bind mount source {source} missing"
+
+
+def test_named_volumes_are_declared(compose, services):
+    declared = set(compose.get("volumes", {}))
+    for name, service in services.items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if not source.startswith((".", "/")):
+                assert source in declared, f"{name}: volume {source} not declared"
+
+
+def test_servers_run_digits_serve_with_valid_settings(services):
+    replicas = server_services(services)
+    assert set(replicas) == {"server", "server-2", "server-3"}
+    entry = parse_dockerfile(ROOT / replicas["server"]["build"]["dockerfile"])
+    assert [i.json_args() for i in entry if i.keyword == "ENTRYPOINT"] == [["digits-serve"]]
+    for name, service in replicas.items():
+        # No command override: the image's ENTRYPOINT (digits-serve) runs, configured by env.
+        assert "command" not in service and "entrypoint" not in service, name
+        env = service["environment"]
+        unknown = set(env) - settings_env_names()
+        assert not unknown, f"{name}: not server settings: {unknown}"
+        settings = load_settings([], environ={k: str(v) for k, v in env.items()})
+        assert settings.grpc_port == settings_defaults().grpc_port
+        assert settings.metrics_port == settings_defaults().metrics_port
+
+
+def test_published_ports_match_server_defaults(services):
+    defaults = settings_defaults()
+    ports = services["server"]["ports"]
+    container_ports = {int(p.split(":")[-1]) for p in ports}
+    assert container_ports == {defaults.grpc_port, defaults.metrics_port}
+
+
+def test_model_volume_is_where_the_server_and_trainer_look(services):
+    for name, service in server_services(services).items():
+        repository = service["environment"]["DIGITS_MODEL_REPOSITORY"]
+        mounts = {v.split(":")[1]: v.split(":")[0] for v in service["volumes"]}
+        assert mounts.get(repository) == "models", f"{name}: models volume not at {repository}"
+    trainer = services["trainer"]
+    command = trainer["command"]
+    repository = command[command.index("--repository") + 1]
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in trainer["volumes"]}
+    assert mounts.get(repository) == "models", "trainer must write into the shared volume"
+
+
+def test_trainer_command_parses_with_digits_train(services):
+    from training.__main__ import build_parser
+
+    trainer = services["trainer"]
+    assert trainer["profiles"] == ["train"]
+    args = build_parser().parse_args(trainer["command"])
+    assert str(args.repository) == "/models"
+    entry = parse_dockerfile(ROOT / trainer["build"]["dockerfile"])
+    assert [i.json_args() for i in entry if i.keyword == "ENTRYPOINT"] == [["digits-train"]]
+
+
+def test_healthcheck_runs_the_script_baked_into_the_image(services):
+    dockerfile = parse_dockerfile(ROOT / services["server"]["build"]["dockerfile"])
+    baked = {i.args.split()[-1] for i in dockerfile if i.keyword == "COPY"}
+    for name, service in server_services(services).items():
+        test = service["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1] == "python", name
+        assert test[2] in baked, f"{name}: {test[2]} is not copied into the image"
+
+
+def test_profiles(services):
+    assert "profiles" not in services["server"] and "profiles" not in services["prometheus"]
+    for name in ("lb", "server-2", "server-3"):
+        assert services[name]["profiles"] == ["scale"], name
+
+
+def test_third_party_images_are_pinned(services):
+    for name, service in services.items():
+        image = service["image"]
+        if "build" in service:
+            continue
+        assert re.search(r":v?\d+\.\d+\.\d+(-[a-z]+)?$", image), f"{name}: {image} not pinned"
+
+
+def test_nginx_upstreams_are_the_replicas(services):
+    conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
+    grpc_port = settings_defaults().grpc_port
+    upstreams = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", conf, flags=re.M)
+    assert {h for h, _ in upstreams} == set(server_services(services))
+    assert {int(p) for _, p in upstreams} == {grpc_port}
+    assert re.search(r"grpc_pass\s+grpc://digits;", conf)
+    assert re.search(r"^\s*keepalive\s+\d+;", conf, flags=re.M)
+    listen = int(re.search(r"listen\s+(\d+)\s+http2;", conf).group(1))
+    assert services["lb"]["ports"] == [f"{listen}:{listen}"]
+    assert services["lb"]["volumes"] == ["./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
+
+
+def test_prometheus_scrapes_every_replica_metrics_port(services):
+    config = load_yaml(DEPLOY / "prometheus" / "prometheus.yml")
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "digits-server")
+    sd = job["dns_sd_configs"][0]
+    assert set(sd["names"]) == set(server_services(services))
+    assert sd["port"] == settings_defaults().metrics_port
+    mount = services["prometheus"]["volumes"][0].split(":")
+    assert Path(mount[0]) == Path("./deploy/prometheus/prometheus.yml")
+    assert f"--config.file={mount[1]}" in services["prometheus"]["command"]
+
+
+def test_grafana_mounts_the_dashboard_and_provisioning(services):
+    grafana = services["grafana"]
+    sources = {v.split(":")[0] for v in grafana["volumes"]}
+    assert "./deploy/grafana/digits-dashboard.json" in sources
+    assert "./deploy/grafana/provisioning" in sources
