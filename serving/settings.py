@@ -70,8 +70,11 @@ class Settings:
     max_batch_size: int = field(
         default=64, metadata=_opt("images per batch before it is cut", 1, 65536)
     )
+    # 0 (Triton's default too): an idle model starts at once, and under load the
+    # next batch fills while the current one computes. A delay only pays when
+    # compute is cheap next to request gaps; asyncio rounds waits up to 1 ms.
     max_queue_delay_us: int = field(
-        default=200,
+        default=0,
         metadata=_opt(
             "longest wait, from a batch's first request, before a batch is cut", 0, 10_000_000
         ),

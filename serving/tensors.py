@@ -42,6 +42,9 @@ CONTENTS_FIELD: dict[str, str] = {
 }
 
 
+MAX_DIM = 2**31 - 1
+
+
 def numpy_dtype(datatype: str, what: str) -> np.dtype:
     """The numpy dtype for a V2 datatype name, or InvalidInput naming ``what``."""
     try:
@@ -58,6 +61,9 @@ def element_count(shape: Sequence[int], what: str) -> int:
     for dim in shape:
         if dim < 0:
             raise InvalidInput(f"{what}: shape {list(shape)} has a negative dimension")
+        # numpy cannot even describe larger arrays (a zero elsewhere would hide it).
+        if dim > MAX_DIM:
+            raise InvalidInput(f"{what}: shape {list(shape)} has a dimension above {MAX_DIM}")
         count *= dim
     return count
 

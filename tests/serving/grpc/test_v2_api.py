@@ -139,3 +139,10 @@ def pb_stub(channel):
     from serving.api import open_inference_pb2_grpc
 
     return open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+
+
+def test_huge_dimension_with_zero_elements_is_invalid_argument(v2):
+    """Found by the fuzzer: [0, 2**63-1] has zero bytes but numpy cannot shape it."""
+    request = v2_request(np.zeros((0, 28, 28), np.float32), shape=[0, 2**63 - 1])
+    code, details = status(v2.ModelInfer, request)
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "dimension above" in details
