@@ -1,0 +1,143 @@
+"""PNG artifacts for a trained model (matplotlib, Agg backend; numpy arrays in, files out)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "confusion_matrix",
+    "plot_confusion_matrix",
+    "plot_conv_filters",
+    "plot_first_layer_weights",
+    "plot_learning_curves",
+]
+
+
+def _pyplot():
+    import matplotlib
+
+    # Agg: no display on servers/CI; must be chosen before pyplot is imported.
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_learning_curves(
+    history: Mapping[str, Sequence[float]], path: str | Path, title: str
+) -> Path:
+    """Loss and accuracy per epoch, training vs validation, side by side."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, label, style in ((metric, "train", "o-"), (f"val_{metric}", "validation", "s--")):
+            values = history.get(key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style, label=label, markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(metric)
+        ax.set_title(f"{title}: {metric}")
+        ax.grid(True, alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_first_layer_weights(
+    kernel: np.ndarray, path: str | Path, title: str, max_tiles: int = 100
+) -> Path:
+    """First dense layer's weights [784, units] as one 28x28 tile per unit.
+
+    Each tile has its own symmetric colour range (blue negative, red positive), since units
+    differ in scale and a shared range would wash most of them out.
+    """
+    plt = _pyplot()
+    kernel = np.asarray(kernel).reshape(784, -1)[:, :max_tiles]
+    units = kernel.shape[1]
+    cols = min(units, 10)
+    rows = math.ceil(units / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.5), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= units:
+            continue
+        tile = kernel[:, index].reshape(28, 28)
+        limit = float(np.abs(tile).max()) or 1.0
+        ax.imshow(tile, cmap="seismic", vmin=-limit, vmax=limit)
+        ax.set_title(str(index), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_conv_filters(kernel: np.ndarray, path: str | Path, title: str) -> Path:
+    """A Conv2D kernel [kh, kw, 1, filters] as one small image per filter."""
+    plt = _pyplot()
+    kernel = np.asarray(kernel)
+    filters = kernel.shape[-1]
+    cols = 8
+    rows = math.ceil(filters / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.3 * rows + 0.5), squeeze=False)
+    for index, ax in enumerate(axes.flat):
+        ax.axis("off")
+        if index >= filters:
+            continue
+        tile = kernel[:, :, 0, index]
+        limit = float(np.abs(tile).max()) or 1.0
+        ax.imshow(tile, cmap="seismic", vmin=-limit, vmax=limit)
+        ax.set_title(str(index), fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
+def confusion_matrix(true: np.ndarray, predicted: np.ndarray, classes: int) -> np.ndarray:
+    """Counts [true class, predicted class]."""
+    matrix = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(matrix, (np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)), 1)
+    return matrix
+
+
+def plot_confusion_matrix(
+    true: np.ndarray, predicted: np.ndarray, labels: Sequence[str], path: str | Path, title: str
+) -> Path:
+    """Confusion matrix with counts in each cell; off-diagonal cells coloured by count."""
+    plt = _pyplot()
+    matrix = confusion_matrix(true, predicted, len(labels))
+    accuracy = np.trace(matrix) / max(matrix.sum(), 1)
+    # Colour the errors only: the diagonal would otherwise dominate and hide the mistakes.
+    errors = matrix.astype(float)
+    np.fill_diagonal(errors, 0)
+    size = max(4.0, 0.6 * len(labels) + 2)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(errors, cmap="Reds")
+    for i in range(len(labels)):
+        for j in range(len(labels)):
+            ax.text(
+                j,
+                i,
+                str(matrix[i, j]),
+                ha="center",
+                va="center",
+                fontsize=8,
+                fontweight="bold" if i == j else "normal",
+            )
+    ax.set_xticks(range(len(labels)), labels)
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}: {matrix.sum()} test images, accuracy {accuracy:.4f}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,222 @@
+"""Atomic publishing into ``model_repository/<name>/<version>/``.
+
+A version is built in a dot-named staging directory inside ``model_repository/<name>/`` (servers
+ignore names starting with a dot), every file and the directory are fsynced, and only then is the
+directory renamed to its integer version. rename(2) is atomic within one filesystem, so a reader
+sees either no version or a complete one, and a crash leaves at worst a ``.tmp-*`` directory.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import uuid
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from training.models import INPUT_NAME, OUTPUT_NAME, ModelSpec
+
+__all__ = [
+    "MANIFEST_FILE",
+    "MODEL_FILE",
+    "PublishError",
+    "Staging",
+    "build_manifest",
+    "existing_versions",
+    "library_versions",
+    "next_version",
+    "sha256_file",
+    "staging",
+]
+
+MODEL_FILE = "model.onnx"
+MANIFEST_FILE = "model.json"
+PLATFORM = "onnxruntime_onnx"
+PIXEL_SCALE = 1.0 / 255.0
+_VERSION = re.compile(r"^[0-9]+$")
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_MAX_RENAME_ATTEMPTS = 20
+
+
+class PublishError(RuntimeError):
+    """The version could not be published."""
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def existing_versions(model_dir: Path) -> list[int]:
+    """Integer version directories under ``model_dir`` (dot-dirs and other names ignored)."""
+    if not model_dir.is_dir():
+        return []
+    return sorted(int(d.name) for d in model_dir.iterdir() if d.is_dir() and _VERSION.match(d.name))
+
+
+def next_version(model_dir: Path) -> int:
+    """1 + the highest existing integer version (1 for a new model)."""
+    versions = existing_versions(model_dir)
+    return versions[-1] + 1 if versions else 1
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_tree(directory: Path) -> None:
+    for child in directory.iterdir():
+        if child.is_file():
+            _fsync_path(child)
+    _fsync_path(directory)
+
+
+def _write_json(path: Path, data: Mapping[str, Any]) -> None:
+    path.write_text(json.dumps(data, indent=2) + "\n")
+
+
+class Staging:
+    """A dot-named directory where one version is assembled before :meth:`commit`."""
+
+    def __init__(self, model_dir: Path) -> None:
+        self.model_dir = model_dir
+        self.path = model_dir / f".tmp-{uuid.uuid4().hex}"
+        self.path.mkdir(parents=True)
+        self.committed: Path | None = None
+
+    def commit(self, manifest: Mapping[str, Any]) -> Path:
+        """Write model.json (with the version filled in) and rename into the next free version.
+
+        If another publisher takes the version number between choosing and renaming, the
+        rename fails (the target exists and is not empty) and the next number is tried.
+        """
+        if self.committed is not None:
+            raise PublishError(f"{self.path} was already committed as {self.committed}")
+        model_file = self.path / MODEL_FILE
+        if not model_file.is_file():
+            raise PublishError(f"{model_file} missing: nothing to publish")
+        for _ in range(_MAX_RENAME_ATTEMPTS):
+            version = next_version(self.model_dir)
+            data = dict(manifest)
+            data["version"] = str(version)
+            data["sha256"] = sha256_file(model_file)
+            _write_json(self.path / MANIFEST_FILE, data)
+            _fsync_tree(self.path)
+            target = self.model_dir / str(version)
+            try:
+                os.rename(self.path, target)
+            except OSError as exc:
+                # Linux reports a non-empty target dir as ENOTEMPTY, some systems as EEXIST.
+                if exc.errno in (errno.ENOTEMPTY, errno.EEXIST) or target.exists():
+                    print(
+                        f"publish: version {version} was taken meanwhile, trying the next one",
+                        file=sys.stderr,
+                    )
+                    continue
+                raise
+            # Make the rename itself durable.
+            _fsync_path(self.model_dir)
+            self.committed = target
+            return target
+        raise PublishError(
+            f"could not claim a version under {self.model_dir} in {_MAX_RENAME_ATTEMPTS} tries"
+        )
+
+    def discard(self) -> None:
+        """Remove the staging directory (no-op after a successful commit)."""
+        if self.committed is None:
+            shutil.rmtree(self.path, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def staging(repository: str | Path, name: str) -> Iterator[Staging]:
+    """Context manager yielding a :class:`Staging`; it is removed unless committed.
+
+    On any exception inside the block nothing is published.
+    """
+    if not _MODEL_NAME.match(name):
+        raise PublishError(f"invalid model name {name!r}")
+    stage = Staging(Path(repository) / name)
+    try:
+        yield stage
+    finally:
+        stage.discard()
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the training/export stack (imports them: call only where TF is loaded)."""
+    from importlib import metadata
+
+    versions: dict[str, str] = {}
+    for dist in (
+        "tensorflow",
+        "tensorflow-cpu",
+        "keras",
+        "tf2onnx",
+        "onnx",
+        "onnxruntime",
+        "numpy",
+    ):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            continue
+    # Keep one "tensorflow" key whichever wheel provided it.
+    if "tensorflow" not in versions and "tensorflow-cpu" in versions:
+        versions["tensorflow"] = versions["tensorflow-cpu"]
+    versions.pop("tensorflow-cpu", None)
+    return versions
+
+
+def build_manifest(
+    spec: ModelSpec,
+    *,
+    training: Mapping[str, Any],
+    test_accuracy: float,
+    onnx_accuracy: float,
+    max_abs_diff: float,
+    opset: int,
+    versions: Mapping[str, str],
+    created: datetime | None = None,
+) -> dict[str, Any]:
+    """model.json content (version and sha256 are filled in by :meth:`Staging.commit`)."""
+    created = created or datetime.now(UTC)
+    return {
+        "name": spec.name,
+        "version": "",
+        "platform": PLATFORM,
+        "description": spec.description,
+        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, 28, 28]}],
+        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, spec.output_width]}],
+        "output_kind": spec.output_kind,
+        "labels": list(spec.labels),
+        "normalization": {
+            "input_range": [0.0, 1.0],
+            "scale": PIXEL_SCALE,
+            "description": "float32 = uint8 pixel / 255, white digit on black background, 28x28",
+        },
+        "test_accuracy": round(float(test_accuracy), 6),
+        "onnx_accuracy": round(float(onnx_accuracy), 6),
+        "max_abs_diff_vs_keras": float(max_abs_diff),
+        "sha256": "",
+        "opset": opset,
+        "training": dict(training),
+        "versions": dict(versions),
+        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
