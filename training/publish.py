@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import json
 import os
 import re
@@ -22,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from training.mnist import sha256_file
 from training.models import INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 __all__ = [
@@ -48,15 +48,6 @@ _MAX_RENAME_ATTEMPTS = 20
 
 class PublishError(RuntimeError):
     """The version could not be published."""
-
-
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def existing_versions(model_dir: Path) -> list[int]:
