@@ -15,6 +15,7 @@ from grpc_reflection.v1alpha import reflection
 
 from serving.api import digits_pb2, digits_pb2_grpc, open_inference_pb2, open_inference_pb2_grpc
 from serving.batching.batcher import BatchLimits
+from serving.batching.compute import ComputePool
 from serving.dataplane import DataPlane
 from serving.grpc.interceptors import ServingInterceptor
 from serving.grpc.typed_servicer import TypedServicer
@@ -103,7 +104,7 @@ class ServerApp:
         self.dataplane = DataPlane(self.registry, settings.max_images_per_request)
         self.health = health.aio.HealthServicer()
         self.runtime = runtime_config(settings, available_providers)
-        self._compute = ThreadPoolExecutor(settings.max_concurrent_batches, "compute")
+        self._compute = ComputePool(settings.max_concurrent_batches)
         self._loads = ThreadPoolExecutor(1, "model-load")
         limits = BatchLimits(
             settings.max_batch_size, settings.max_queue_delay_s, settings.max_queue_images
@@ -215,6 +216,6 @@ class ServerApp:
             await self.server.stop(grace)
         await self.manager.close()
         self.metrics.close()
-        self._compute.shutdown(wait=False)
+        self._compute.shutdown()
         self._loads.shutdown(wait=False)
         log.info("stopped")

@@ -14,12 +14,12 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
 
+from serving.batching.compute import ComputePool
 from serving.batching.merge import merge, split
 from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
@@ -113,7 +113,7 @@ class Batcher:
         self,
         run: Callable[[np.ndarray], np.ndarray],
         limits: BatchLimits,
-        executor: Executor,
+        compute: ComputePool,
         *,
         name: str = "model",
         observer: BatchObserver | None = None,
@@ -121,7 +121,7 @@ class Batcher:
     ) -> None:
         self._run = run
         self.limits = limits
-        self._executor = executor
+        self._compute = compute
         self._name = name
         self._observer = observer or _NullObserver()
         self._clock = clock
@@ -181,7 +181,15 @@ class Batcher:
             self._observer.queue_depth(self._queued_images)
 
     async def _loop(self) -> None:
+        coalesced = False
         while True:
+            if not coalesced and self._queue and self._queued_images < self.limits.max_batch_size:
+                # One pass of the event loop lets handlers whose requests already
+                # arrived enqueue them, so they join this batch instead of the next
+                # one: bigger batches at the cost of one loop iteration, no timer.
+                coalesced = True
+                await asyncio.sleep(0)
+                continue
             batch, wait = plan_batch(
                 self._queue, self._queued_images, self._clock(), self.limits, self._closing
             )
@@ -196,6 +204,7 @@ class Batcher:
                     await self._wakeup.wait()
                 continue
             await self._execute(batch)
+            coalesced = False
 
     async def _execute(self, batch: list[Pending]) -> None:
         start = self._clock()
@@ -214,9 +223,8 @@ class Batcher:
         if not live:
             return
         merged, ends = merge([item.images for item in live])
-        loop = asyncio.get_running_loop()
         try:
-            outputs = await loop.run_in_executor(self._executor, self._run, merged)
+            outputs = await self._compute.run(self._run, merged)
             pieces = split(outputs, ends)
         except Exception as exc:  # fan the failure out to exactly this batch's requests
             log.exception("%s: batch of %d images failed", self._name, merged.shape[0])

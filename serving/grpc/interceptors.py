@@ -36,6 +36,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         self._metrics = metrics
         self._token = auth_token.encode() if auth_token else None
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
+        self._series: dict[tuple, tuple] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-"
 
@@ -104,9 +105,17 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
     def _finish(
         self, info: RpcInfo, api: str, method: str, code: grpc.StatusCode, start: float
     ) -> None:
-        m = self._metrics
-        m.requests.labels(info.model, info.version, api, method, code.name).inc()
-        m.request_seconds.labels(info.model, api, method).observe(time.perf_counter() - start)
+        key = (info.model, info.version, api, method, code)
+        series = self._series.get(key)
+        if series is None:
+            # Label lookups take a lock and hash five strings; do them once per series.
+            m = self._metrics
+            series = self._series[key] = (
+                m.requests.labels(info.model, info.version, api, method, code.name),
+                m.request_seconds.labels(info.model, api, method),
+            )
+        series[0].inc()
+        series[1].observe(time.perf_counter() - start)
 
     async def _fail(
         self, context: grpc.aio.ServicerContext, info: RpcInfo, exc: BaseException, method: str

@@ -16,6 +16,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from serving.batching.batcher import Batcher, BatchLimits
+from serving.batching.compute import ComputePool
 from serving.errors import ModelLoadError, ModelNotFound
 from serving.metrics import Metrics
 from serving.registry import LoadedVersion, ModelRegistry, ModelState
@@ -38,7 +39,7 @@ class RepositoryManager:
         runtime: RuntimeConfig,
         limits: BatchLimits,
         metrics: Metrics,
-        compute_executor: Executor,
+        compute: ComputePool,
         load_executor: Executor,
         max_versions: int = 2,
         on_change: StateListener | None = None,
@@ -48,7 +49,7 @@ class RepositoryManager:
         self.runtime = runtime
         self.limits = limits
         self.metrics = metrics
-        self._compute = compute_executor
+        self._compute = compute
         self._load_executor = load_executor
         self.max_versions = max_versions
         self._on_change = on_change or (lambda: None)

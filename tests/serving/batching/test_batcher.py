@@ -4,12 +4,12 @@ import asyncio
 import threading
 import time
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 
 from serving.batching.batcher import Batcher, BatchLimits, Pending, plan_batch
+from serving.batching.compute import ComputePool
 from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
 
@@ -34,9 +34,7 @@ class EchoRuntime:
 
 
 def make(runtime, max_batch=8, delay_s=0.0, queue=64):
-    executor = ThreadPoolExecutor(1)
-    batcher = Batcher(runtime, BatchLimits(max_batch, delay_s, queue), executor, name="toy")
-    return batcher
+    return Batcher(runtime, BatchLimits(max_batch, delay_s, queue), ComputePool(1), name="toy")
 
 
 def images(n: int, value: float) -> np.ndarray:
