@@ -149,10 +149,13 @@ class ServerApp:
         )
         address = f"{s.grpc_host}:{s.grpc_port}"
         credentials = server_credentials(s)
-        if credentials is None:
-            self.port = server.add_insecure_port(address)
-        else:
-            self.port = server.add_secure_port(address, credentials)
+        try:
+            if credentials is None:
+                self.port = server.add_insecure_port(address)
+            else:
+                self.port = server.add_secure_port(address, credentials)
+        except RuntimeError as exc:  # grpc reports a busy or invalid address this way
+            raise OSError(f"cannot bind gRPC port {address}: {exc}") from None
         if self.port == 0:
             raise OSError(f"cannot bind gRPC port {address}")
         return server

@@ -27,6 +27,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
+# Batches of one model in flight at once: one computing, one full batch waiting
+# right behind it in the compute queue.
+PIPELINE_DEPTH = 2
+
 
 class BatchObserver(Protocol):
     """What the batcher reports; the metrics layer implements it."""
@@ -130,6 +134,7 @@ class Batcher:
         self._wakeup = asyncio.Event()
         self._closing = False
         self._task: asyncio.Task | None = None
+        self._running: set[asyncio.Task] = set()
 
     @property
     def queued_images(self) -> int:
@@ -183,7 +188,17 @@ class Batcher:
     async def _loop(self) -> None:
         coalesced = False
         while True:
-            if not coalesced and self._queue and self._queued_images < self.limits.max_batch_size:
+            running = len(self._running)
+            full = self._queued_images >= self.limits.max_batch_size
+            if running >= PIPELINE_DEPTH or (running and not full):
+                # A batch computes: let the next one keep growing. Only a full
+                # batch is handed over early, so the compute thread can start it
+                # the moment the current one ends instead of waiting for a round
+                # trip through the event loop.
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            if not coalesced and self._queue and not full:
                 # One pass of the event loop lets handlers whose requests already
                 # arrived enqueue them, so they join this batch instead of the next
                 # one: bigger batches at the cost of one loop iteration, no timer.
@@ -195,6 +210,8 @@ class Batcher:
             )
             if batch is None:
                 if self._closing and not self._queue:
+                    if self._running:
+                        await asyncio.gather(*self._running, return_exceptions=True)
                     return
                 self._wakeup.clear()
                 if self._queue:
@@ -203,42 +220,63 @@ class Batcher:
                 else:
                     await self._wakeup.wait()
                 continue
-            await self._execute(batch)
+            task = asyncio.get_running_loop().create_task(self._execute(batch))
+            self._running.add(task)
+            task.add_done_callback(self._batch_finished)
             coalesced = False
 
+    def _batch_finished(self, task: asyncio.Task) -> None:
+        self._running.discard(task)
+        self._wakeup.set()
+
     async def _execute(self, batch: list[Pending]) -> None:
-        start = self._clock()
         live: list[Pending] = []
         for item in batch:
             self._forget(item)
-            if item.future.done():
-                continue
-            if item.deadline is not None and item.deadline <= start:
-                self._observer.rejected("deadline")
-                item.future.set_exception(
-                    DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
-                )
-                continue
-            live.append(item)
+            if not item.future.done():
+                live.append(item)
         if not live:
             return
-        merged, ends = merge([item.images for item in live])
         try:
-            outputs = await self._compute.run(self._run, merged)
-            pieces = split(outputs, ends)
+            computed, pieces, start, seconds = await self._compute.run(self._compute_batch, live)
         except Exception as exc:  # fan the failure out to exactly this batch's requests
-            log.exception("%s: batch of %d images failed", self._name, merged.shape[0])
+            log.exception("%s: batch of %d requests failed", self._name, len(live))
             for item in live:
                 if not item.future.done():
                     item.future.set_exception(exc)
             return
-        compute = self._clock() - start
-        for item, piece in zip(live, pieces, strict=True):
+        for item, piece in zip(computed, pieces, strict=True):
             if not item.future.done():
                 item.future.set_result(piece)
-        self._observer.batch_done(
-            merged.shape[0], [start - item.enqueued for item in live], compute
-        )
+        if len(computed) < len(live):
+            done = set(computed)
+            for item in live:
+                if item not in done and not item.future.done():
+                    self._observer.rejected("deadline")
+                    item.future.set_exception(
+                        DeadlineExceeded(
+                            f"{self._name}: deadline passed while queued; not computed"
+                        )
+                    )
+        if computed:
+            images = sum(item.count for item in computed)
+            self._observer.batch_done(images, [start - item.enqueued for item in computed], seconds)
+
+    def _compute_batch(
+        self, live: list[Pending]
+    ) -> tuple[list[Pending], list[np.ndarray], float, float]:
+        """On the compute thread: drop what expired while waiting, merge, run, split.
+
+        Deadlines are checked here, at the last moment before compute, because a
+        full batch may wait in the compute queue behind the one running.
+        """
+        start = self._clock()
+        keep = [item for item in live if item.deadline is None or item.deadline > start]
+        if not keep:
+            return keep, [], start, 0.0
+        merged, ends = merge([item.images for item in keep])
+        outputs = self._run(merged)
+        return keep, split(outputs, ends), start, self._clock() - start
 
     async def close(self) -> None:
         """Stop taking requests, finish everything queued, then end the loop."""

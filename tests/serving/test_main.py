@@ -114,3 +114,33 @@ def test_restart_after_sigkill_is_ready_again(repo):
         print(f"\nrestart after SIGKILL: serving again in {time.monotonic() - restarted:.2f} s")
     finally:
         stop_process(proc)
+
+
+def test_busy_port_exits_4_with_one_line(repo):
+    first, port = start(repo)
+    try:
+        wait_ready(first)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "serving",
+                "--model-repository",
+                str(repo),
+                "--grpc-host",
+                "127.0.0.1",
+                "--grpc-port",
+                str(port),
+                "--metrics-port",
+                "-1",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            cwd=ROOT,
+        )
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 4
+        assert "cannot bind gRPC port" in out and "Traceback" not in out
+    finally:
+        stop_process(first)

@@ -126,7 +126,12 @@ def test_full_queue_is_refused_at_once():
         batcher.start()
         running = asyncio.create_task(batcher.submit(images(2, 0)))
         await asyncio.sleep(0.02)  # taken into a batch: the queue is empty again
-        queued = [asyncio.create_task(batcher.submit(images(2, 1))) for _ in range(2)]
+        # The first full batch is handed to the compute queue behind the running
+        # one; the next two wait in the batcher's queue and fill it.
+        queued = [asyncio.create_task(batcher.submit(images(2, 1)))]
+        await asyncio.sleep(0.01)
+        assert batcher.queued_images == 0
+        queued += [asyncio.create_task(batcher.submit(images(2, 1))) for _ in range(2)]
         await asyncio.sleep(0.01)
         assert batcher.queued_images == 4
         with pytest.raises(Overloaded, match="queue full"):
@@ -164,11 +169,11 @@ def test_cancelled_request_frees_its_slot_immediately():
     runtime.gate.clear()
 
     async def main():
-        batcher = make(runtime, max_batch=1, delay_s=0.0, queue=3)
+        batcher = make(runtime, max_batch=4, delay_s=0.0, queue=3)
         batcher.start()
         blocker = asyncio.create_task(batcher.submit(images(1, 0)))
         await asyncio.sleep(0.02)
-        waiting = asyncio.create_task(batcher.submit(images(3, 1)))
+        waiting = asyncio.create_task(batcher.submit(images(3, 1)))  # not a full batch: waits
         await asyncio.sleep(0.01)
         assert batcher.queued_images == 3
         waiting.cancel()
@@ -180,6 +185,31 @@ def test_cancelled_request_frees_its_slot_immediately():
 
     asyncio.run(main())
     assert runtime.batches == [1]
+
+
+def test_a_full_batch_is_handed_over_while_one_computes():
+    runtime = EchoRuntime()
+    runtime.gate.clear()
+
+    async def main():
+        batcher = make(runtime, max_batch=2, delay_s=0.0, queue=64)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(images(2, 0)))
+        await asyncio.sleep(0.02)
+        second = asyncio.create_task(batcher.submit(images(2, 1)))
+        third = asyncio.create_task(batcher.submit(images(2, 2)))
+        partial = asyncio.create_task(batcher.submit(images(1, 3)))
+        await asyncio.sleep(0.02)
+        # One computing, one handed over behind it, the rest still growing.
+        assert batcher.queued_images == 3
+        runtime.gate.set()
+        results = await asyncio.gather(first, second, third, partial)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
+    assert runtime.batches[:2] == [2, 2]
 
 
 def test_failure_reaches_exactly_the_requests_of_that_batch():
