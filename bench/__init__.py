@@ -1,0 +1,1 @@
+"""Benchmarks of the digits server (run python -m bench.bench)."""
