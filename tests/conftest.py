@@ -1,40 +1,41 @@
-"""Shared pytest fixtures."""
+"""Shared fixtures: a tiny model repository and live servers over loopback."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.helpers.server_thread import ServerThread, loopback_settings
+from tests.helpers.tiny_models import linear_sigmoid, linear_softmax, publish
+
 
 @pytest.fixture
-def tiny_repository(tmp_path: Path) -> Path:
-    """A model repository of tiny ONNX graphs: 'cnn' (10-class softmax) and 'one_vs_rest'."""
-    from tests.helpers.tiny_models import linear_sigmoid, linear_softmax, publish
-
-    root = tmp_path / "tiny-models"
+def repo(tmp_path: Path) -> Path:
+    """A repository with a softmax model 'cnn' (v1) and a sigmoid model 'one_vs_rest'."""
+    root = tmp_path / "models"
     publish(root, "cnn", 1, linear_softmax(seed=1))
     publish(root, "one_vs_rest", 1, linear_sigmoid(seed=2), sigmoid=True)
     return root
 
 
 @pytest.fixture
-def live_server(tiny_repository: Path) -> Iterator[Any]:
-    """A real server (ServerThread) on 127.0.0.1 port 0 serving ``tiny_repository``."""
-    from serving.settings import Settings
-    from tests.helpers.server_thread import ServerThread
+def make_server(repo: Path) -> Iterator[Callable[..., ServerThread]]:
+    """Factory: start a server with settings overrides; all are stopped at teardown."""
+    started: list[ServerThread] = []
 
-    settings = Settings(
-        model_repository=tiny_repository,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        metrics_host="127.0.0.1",
-        metrics_port=-1,
-        repository_poll_seconds=0,
-        grace_seconds=1,
-    )
-    server = ServerThread(settings).start()
-    yield server
-    server.stop()
+    def factory(**changes: object) -> ServerThread:
+        server = ServerThread(loopback_settings(repo, **changes)).start()
+        started.append(server)
+        return server
+
+    yield factory
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
+def server(make_server: Callable[..., ServerThread]) -> ServerThread:
+    """A default live server on the tiny repository."""
+    return make_server()

@@ -64,12 +64,12 @@ def test_wait_gives_up_with_one_line(capsys):
     assert "not ready after 0.5s" in _one_error_line(capsys)
 
 
-def test_unknown_model_is_one_line_and_non_zero(live_server, tmp_path, capsys):
+def test_unknown_model_is_one_line_and_non_zero(server, tmp_path, capsys):
     image = _png(tmp_path)
-    assert main(["classify", str(image), "--server", live_server.address, "--model", "nope"]) == 1
+    assert main(["classify", str(image), "--server", server.address, "--model", "nope"]) == 1
     line = _one_error_line(capsys)
     assert "NOT_FOUND" in line and "'nope'" in line
-    argv = ["grid", "--server", live_server.address, "--model", "nope", "--wait", "2"]
+    argv = ["grid", "--server", server.address, "--model", "nope", "--wait", "2"]
     assert main([*argv, "--out", str(tmp_path / "g.png")]) == 1
     assert "NOT_FOUND" in _one_error_line(capsys)
     assert not (tmp_path / "g.png").exists()
@@ -96,11 +96,11 @@ def _png(tmp_path, dark_on_light: bool = True):
     return path
 
 
-def test_classify_prints_digit_and_top3(live_server, tmp_path, capsys):
+def test_classify_prints_digit_and_top3(server, tmp_path, capsys):
     first = _png(tmp_path)
     second = tmp_path / "second.jpg"
     Image.fromarray(synthetic_digits(2, seed=9)[1]).convert("RGB").save(second)
-    argv = ["classify", str(first), str(second), "--server", live_server.address]
+    argv = ["classify", str(first), str(second), "--server", server.address]
     assert main([*argv, "--model", "cnn"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0].startswith("model cnn v1")
@@ -121,13 +121,13 @@ def test_classify_unreadable_file(capsys, tmp_path):
     assert "cannot read" in _one_error_line(capsys)
 
 
-def test_health_and_models(live_server, capsys):
-    assert main(["health", "--server", live_server.address, "--wait", "5"]) == 0
+def test_health_and_models(server, capsys):
+    assert main(["health", "--server", server.address, "--wait", "5"]) == 0
     assert capsys.readouterr().out.strip().endswith("server: SERVING")
-    assert main(["health", "--server", live_server.address, "--model", "one_vs_rest"]) == 0
-    assert main(["health", "--server", live_server.address, "--model", "nope"]) == 1
+    assert main(["health", "--server", server.address, "--model", "one_vs_rest"]) == 0
+    assert main(["health", "--server", server.address, "--model", "nope"]) == 1
     capsys.readouterr()
-    assert main(["models", "--server", live_server.address, "--json"]) == 0
+    assert main(["models", "--server", server.address, "--json"]) == 0
     models = {m["name"]: m for m in json.loads(capsys.readouterr().out)}
     assert set(models) == {"cnn", "one_vs_rest"}
     assert models["one_vs_rest"]["labels"] == ["not 1", "1"]

@@ -57,11 +57,9 @@ def _predict(model_path: Path, images: np.ndarray, sigmoid: bool) -> list[str]:
 @pytest.mark.parametrize(
     ("model", "sigmoid", "one_by_one"), [("cnn", False, False), ("one_vs_rest", True, True)]
 )
-def test_grid_from_live_server(
-    live_server, tiny_repository, tmp_path, capsys, model, sigmoid, one_by_one
-):
+def test_grid_from_server(server, repo, tmp_path, capsys, model, sigmoid, one_by_one):
     images = synthetic_digits(60, seed=5)
-    predicted = _predict(tiny_repository / model / "1" / "model.onnx", images[:50], sigmoid)
+    predicted = _predict(repo / model / "1" / "model.onnx", images[:50], sigmoid)
     # Every odd image gets a true digit the model did not predict: 25 right, 25 wrong.
     digits = []
     for i, label in enumerate(predicted):
@@ -79,7 +77,7 @@ def test_grid_from_live_server(
         y_test=np.array(digits, dtype=np.uint8),
     )
     out = tmp_path / "grid.png"
-    argv = ["grid", "--server", live_server.address, "--model", model, "--out", str(out)]
+    argv = ["grid", "--server", server.address, "--model", model, "--out", str(out)]
     argv += ["--data", str(data), "--wait", "5"] + (["--one-by-one"] if one_by_one else [])
 
     assert main(argv) == 0

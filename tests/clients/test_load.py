@@ -26,9 +26,9 @@ from serving.api import open_inference_pb2 as v2pb
 
 
 @pytest.mark.parametrize("api", ["typed", "v2", "stream"])
-def test_two_seconds_without_errors(live_server, api):
+def test_two_seconds_without_errors(server, api):
     config = LoadConfig(
-        Endpoint(live_server.address),
+        Endpoint(server.address),
         "cnn",
         api=api,
         concurrency=8,
@@ -44,9 +44,9 @@ def test_two_seconds_without_errors(live_server, api):
     assert result.latency_ms(0.5) <= result.latency_ms(0.99) <= result.latency_ms(1.0)
 
 
-def test_max_requests_bounds_the_run(live_server):
+def test_max_requests_bounds_the_run(server):
     config = LoadConfig(
-        Endpoint(live_server.address),
+        Endpoint(server.address),
         "one_vs_rest",
         api="stream",
         concurrency=4,
@@ -61,15 +61,15 @@ def test_max_requests_bounds_the_run(live_server):
     assert result.elapsed < 10
 
 
-def test_unknown_model_fails_fast_with_one_message(live_server):
-    config = LoadConfig(Endpoint(live_server.address), "nope", duration=1, warmup=0)
+def test_unknown_model_fails_fast_with_one_message(server):
+    config = LoadConfig(Endpoint(server.address), "nope", duration=1, warmup=0)
     with pytest.raises(ClientError, match="NOT_FOUND"):
         run_load_sync(config)
 
 
-def test_cli_json_and_plot(live_server, tmp_path, capsys):
+def test_cli_json_and_plot(server, tmp_path, capsys):
     plot = tmp_path / "load.png"
-    argv = ["load", "--server", live_server.address, "--model", "cnn", "--api", "v2"]
+    argv = ["load", "--server", server.address, "--model", "cnn", "--api", "v2"]
     argv += ["-c", "2", "-b", "8", "-d", "0.5", "--warmup", "0.1", "--json", "--plot", str(plot)]
     assert main(argv) == 0
     report = json.loads(capsys.readouterr().out)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 from serving.app import ServerApp
@@ -46,3 +47,17 @@ class ServerThread:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._thread.join(10)
             self.loop.close()
+
+
+def loopback_settings(repo: Path, **changes: Any) -> Settings:
+    """Settings for a test server on 127.0.0.1, port 0, no metrics port, no polling."""
+    base = Settings(
+        model_repository=repo,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        metrics_host="127.0.0.1",
+        metrics_port=-1,
+        repository_poll_seconds=0,
+        grace_seconds=1,
+    )
+    return base.replace(**changes)

@@ -18,9 +18,8 @@ from serving.api import digits_pb2 as dpb
 from serving.api import digits_pb2_grpc, open_inference_pb2_grpc
 from serving.api import open_inference_pb2 as pb
 from tests.helpers.requests import random_images, v2_outputs, v2_request
-from tests.helpers.server_thread import ServerThread
+from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_sigmoid, linear_softmax, publish
-from tests.serving.conftest import test_settings
 
 DOCUMENTED = {
     grpc.StatusCode.OK,
@@ -58,7 +57,7 @@ def server(tmp_path_factory):
     publish(root, "cnn", 1, linear_softmax(seed=1))
     publish(root, "one_vs_rest", 1, linear_sigmoid(seed=2), sigmoid=True)
     server = ServerThread(
-        test_settings(root, max_images_per_request=64, max_message_bytes=4 * 1024 * 1024)
+        loopback_settings(root, max_images_per_request=64, max_message_bytes=4 * 1024 * 1024)
     ).start()
     yield server
     server.stop()
