@@ -16,8 +16,8 @@ from tests.helpers.requests import random_images, v2_request
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(repo: Path, *flags: str) -> tuple[subprocess.Popen, int]:
-    port = free_port()
+def start(repo: Path, *flags: str, port: int | None = None) -> tuple[subprocess.Popen, int]:
+    port = free_port() if port is None else port
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -120,25 +120,7 @@ def test_busy_port_exits_4_with_one_line(repo):
     first, port = start(repo)
     try:
         wait_ready(first)
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving",
-                "--model-repository",
-                str(repo),
-                "--grpc-host",
-                "127.0.0.1",
-                "--grpc-port",
-                str(port),
-                "--metrics-port",
-                "-1",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            cwd=ROOT,
-        )
+        proc, _ = start(repo, port=port)
         out, _ = proc.communicate(timeout=30)
         assert proc.returncode == 4
         assert "cannot bind gRPC port" in out and "Traceback" not in out
