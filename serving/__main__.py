@@ -14,13 +14,25 @@ from serving.settings import Settings, load_settings
 log = logging.getLogger("serving")
 
 
+class RequestIdFilter(logging.Filter):
+    """Adds the current RPC's request id (``-`` outside an RPC) to every log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from serving.grpc.status import current_rpc
+
+        info = current_rpc.get()
+        record.request_id = info.request_id if info is not None else "-"
+        return True
+
+
 def configure_logging(level: str) -> None:
-    """One line per event, with time and logger."""
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    """One line per event, with time, logger and request id."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(RequestIdFilter())
+    handler.setFormatter(
+        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
     )
+    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 async def serve(settings: Settings) -> None:

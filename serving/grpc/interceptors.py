@@ -122,9 +122,9 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
     ) -> grpc.StatusCode:
         code = status_of(exc)
         if code is grpc.StatusCode.INTERNAL:
-            log.exception("[%s] %s failed", info.request_id, method, exc_info=exc)
+            log.error("%s failed", method, exc_info=exc)
         else:
-            log.debug("[%s] %s -> %s: %s", info.request_id, method, code.name, exc)
+            log.debug("%s -> %s: %s", method, code.name, exc)
         context.set_code(code)
         context.set_details(client_message(exc, info.request_id))
         return code
