@@ -57,42 +57,34 @@ def plot_first_layer_weights(
     Each tile has its own symmetric colour range (blue negative, red positive), since units
     differ in scale and a shared range would wash most of them out.
     """
-    plt = _pyplot()
     kernel = np.asarray(kernel).reshape(784, -1)[:, :max_tiles]
     units = kernel.shape[1]
-    cols = min(units, 10)
-    rows = math.ceil(units / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * cols, 1.4 * rows + 0.5), squeeze=False)
-    for index, ax in enumerate(axes.flat):
-        ax.axis("off")
-        if index >= units:
-            continue
-        tile = kernel[:, index].reshape(28, 28)
-        limit = float(np.abs(tile).max()) or 1.0
-        ax.imshow(tile, cmap="seismic", vmin=-limit, vmax=limit)
-        ax.set_title(str(index), fontsize=8)
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    tiles = [kernel[:, index].reshape(28, 28) for index in range(units)]
+    return _plot_tiles(tiles, min(units, 10), (1.3, 1.4), path, title)
 
 
 def plot_conv_filters(kernel: np.ndarray, path: str | Path, title: str) -> Path:
     """A Conv2D kernel [kh, kw, 1, filters] as one small image per filter."""
-    plt = _pyplot()
     kernel = np.asarray(kernel)
-    filters = kernel.shape[-1]
-    cols = 8
-    rows = math.ceil(filters / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(1.2 * cols, 1.3 * rows + 0.5), squeeze=False)
+    tiles = [kernel[:, :, 0, index] for index in range(kernel.shape[-1])]
+    return _plot_tiles(tiles, 8, (1.2, 1.3), path, title)
+
+
+def _plot_tiles(
+    tiles: list[np.ndarray], cols: int, cell: tuple[float, float], path: str | Path, title: str
+) -> Path:
+    """Signed weight tiles on a symmetric red/blue scale, ``cols`` per row."""
+    plt = _pyplot()
+    rows = math.ceil(len(tiles) / cols)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(cell[0] * cols, cell[1] * rows + 0.5), squeeze=False
+    )
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
-        if index >= filters:
+        if index >= len(tiles):
             continue
-        tile = kernel[:, :, 0, index]
-        limit = float(np.abs(tile).max()) or 1.0
-        ax.imshow(tile, cmap="seismic", vmin=-limit, vmax=limit)
+        limit = float(np.abs(tiles[index]).max()) or 1.0
+        ax.imshow(tiles[index], cmap="seismic", vmin=-limit, vmax=limit)
         ax.set_title(str(index), fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
