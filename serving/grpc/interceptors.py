@@ -12,7 +12,7 @@ from typing import Any
 
 import grpc
 
-from serving.errors import InvalidInput, ServingError
+from serving.errors import InvalidInput
 from serving.grpc.status import RpcInfo, client_message, current_rpc, status_of
 from serving.metrics import Metrics
 
@@ -139,7 +139,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                 if type(request) is Undecodable:
                     raise InvalidInput(request.message)
                 return await behavior(request, context)
-            except (ServingError, Exception) as exc:
+            except Exception as exc:  # ServingErrors and surprises alike go through the table
                 code = await self._fail(context, info, exc, method)
                 return None
             finally:
@@ -156,7 +156,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             try:
                 async for response in behavior(_decoded(requests), context):
                     yield response
-            except (ServingError, Exception) as exc:
+            except Exception as exc:  # ServingErrors and surprises alike go through the table
                 code = await self._fail(context, info, exc, method)
             finally:
                 self._finish(info, api, method, code, start)
