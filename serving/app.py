@@ -163,7 +163,7 @@ class ServerApp:
     async def start(self) -> None:
         """Open the port (health NOT_SERVING), load the repository, then report SERVING."""
         s = self.settings
-        await self._set_health_all(_NOT_SERVING)
+        await self._publish_health()  # NOT_SERVING until the initial load is done
         self.server = self._build_server()
         await self.server.start()
         log.info(
@@ -201,11 +201,6 @@ class ServerApp:
         for name, state in list(self.registry.models.items()):
             ok = state.ready and not self.dataplane.draining
             await self.health.set(name, _SERVING if ok else _NOT_SERVING)
-
-    async def _set_health_all(self, status: int) -> None:
-        await self.health.set("", status)
-        for name in SERVICE_NAMES:
-            await self.health.set(name, status)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drain: refuse new work (UNAVAILABLE), finish in-flight RPCs, close everything."""

@@ -7,12 +7,12 @@ import asyncio
 import numpy as np
 
 from serving.api import digits_pb2 as pb
+from serving.dataplane import PIXELS
 from serving.errors import InvalidInput
 from serving.preprocess import prepare_encoded
 from serving.registry import LoadedVersion
 from serving.types import InferResult
 
-PIXELS = 28 * 28
 _PIXEL_DTYPES = {pb.PIXEL_TYPE_UINT8: np.dtype("u1"), pb.PIXEL_TYPE_FLOAT32: np.dtype("<f4")}
 
 

@@ -33,8 +33,9 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
         self, request: pb.ClassifyRequest, remaining: float | None
     ) -> pb.ClassifyResponse:
         name = request.model or self._default_model
-        # Resolve before decoding so an unknown model fails before any image work.
-        self._dataplane.resolve(name, request.version)
+        if request.WhichOneof("images") == "encoded":
+            # Decoding photos is the expensive part: fail an unknown model before it.
+            self._dataplane.resolve(name, request.version)
         images = await images_from_pb(request, self._dataplane.max_images)
         result = await self._dataplane.infer(
             name, request.version, images, deadline=deadline_from_remaining(remaining)
