@@ -208,7 +208,7 @@ def start_digits_server(repository: Path, extra: Sequence[str] = ()) -> ServerPr
             "warning",
             *extra,
         ],
-        re.compile(r"ready on port (\d+) \(metrics port (\d+)\)"),
+        re.compile(r"digits-serve ready grpc=(\d+) http=-?\d+ metrics=(-?\d+)"),
     )
 
 

@@ -237,8 +237,14 @@ def cmd_grid(args: argparse.Namespace) -> int:
         raise ClientError("--count must be between 1 and 1000")
     endpoint, channel = _prepare(args, args.model)
     with channel:
-        images, digits = first_test_images(args.count, args.data)
         stub = digits_pb2_grpc.DigitClassifierStub(channel)
+        # Fail on a dead server or an unknown model before fetching ~20 MB of MNIST for nothing.
+        stub.GetModel(
+            dpb.GetModelRequest(model=args.model, version=args.version),
+            timeout=args.timeout,
+            metadata=endpoint.metadata(),
+        )
+        images, digits = first_test_images(args.count, args.data)
         # One request per image exercises the batcher; one request of 50 does not.
         batches = np.split(images, len(images)) if args.one_by_one else [images]
         responses = [

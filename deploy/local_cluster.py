@@ -58,7 +58,7 @@ from serving.api import digits_pb2, digits_pb2_grpc
 
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
-READY_LINE = re.compile(r"digits-serve ready on port (\d+) \(metrics port (\d+)\)")
+READY_LINE = re.compile(r"digits-serve ready grpc=(\d+) http=-?\d+ metrics=(-?\d+)")
 # The services whose RPCs the client may retry. Classification has no side effects, so sending
 # it again after UNAVAILABLE (replica died or is draining; nginx answered 502) is safe.
 RETRIED_SERVICES = ("digits.v1.DigitClassifier", "inference.GRPCInferenceService")

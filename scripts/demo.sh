@@ -78,15 +78,15 @@ echo "demo: starting the server on the shipped models (log: $log)"
   --metrics-host 127.0.0.1 --metrics-port "$metrics_port" >"$log" 2>&1 &
 server_pid=$!
 
-# The server prints "digits-serve ready on port N (metrics port M)" once it
-# has loaded the models; with port 0 that line is where the real port is.
+# The server prints "digits-serve ready grpc=N http=H metrics=M pid=P" once it
+# has loaded the models; with port 0 that line is where the real ports are.
 ready=""
 for _ in $(seq 1 600); do
   if ! kill -0 "$server_pid" 2>/dev/null; then
     echo "demo: the server exited during start-up" >&2
     exit 1
   fi
-  ready=$(grep -o 'ready on port [0-9]* (metrics port [0-9-]*)' "$log" || true)
+  ready=$(grep -o 'digits-serve ready grpc=.*' "$log" || true)
   [[ -n $ready ]] && break
   sleep 0.1
 done
@@ -94,8 +94,8 @@ if [[ -z $ready ]]; then
   echo "demo: the server did not report ready within 60 s" >&2
   exit 1
 fi
-grpc_port=$(sed -E 's/ready on port ([0-9]+).*/\1/' <<<"$ready")
-metrics_port=$(sed -E 's/.*metrics port ([0-9-]+)\)/\1/' <<<"$ready")
+grpc_port=$(sed -E 's/.* grpc=([0-9]+).*/\1/' <<<"$ready")
+metrics_port=$(sed -E 's/.* metrics=(-?[0-9]+).*/\1/' <<<"$ready")
 address=127.0.0.1:$grpc_port
 
 # Health SERVING for the model (grpc.health.v1) before the first request.

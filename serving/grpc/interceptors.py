@@ -13,8 +13,9 @@ from typing import Any
 import grpc
 
 from serving.errors import InvalidInput
-from serving.grpc.status import RpcInfo, client_message, current_rpc, status_of
+from serving.grpc.status import status_of
 from serving.metrics import Metrics
+from serving.request_context import RequestInfo, client_message, current_request
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +93,18 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _start(self, context: grpc.aio.ServicerContext) -> RpcInfo:
+    def _start(self, context: grpc.aio.ServicerContext) -> RequestInfo:
         request_id = ""
         for key, value in context.invocation_metadata() or ():
             if key == "x-request-id":
                 request_id = str(value)[:128]
                 break
-        info = RpcInfo(request_id or f"{self._prefix}{next(self._ids)}")
-        current_rpc.set(info)
+        info = RequestInfo(request_id or f"{self._prefix}{next(self._ids)}")
+        current_request.set(info)
         return info
 
     def _finish(
-        self, info: RpcInfo, api: str, method: str, code: grpc.StatusCode, start: float
+        self, info: RequestInfo, api: str, method: str, code: grpc.StatusCode, start: float
     ) -> None:
         key = (info.model, info.version, api, method, code)
         series = self._series.get(key)
@@ -118,7 +119,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         series[1].observe(time.perf_counter() - start)
 
     async def _fail(
-        self, context: grpc.aio.ServicerContext, info: RpcInfo, exc: BaseException, method: str
+        self, context: grpc.aio.ServicerContext, info: RequestInfo, exc: BaseException, method: str
     ) -> grpc.StatusCode:
         code = status_of(exc)
         if code is grpc.StatusCode.INTERNAL:

@@ -9,9 +9,10 @@ import grpc
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
-from serving.grpc.status import client_message, current_rpc, note_model, status_of
+from serving.grpc.status import status_of
 from serving.grpc.streaming import pump
 from serving.grpc.typed_converters import images_from_pb, model_info_to_pb, response_to_pb
+from serving.request_context import client_message, current_request, note_model
 
 
 class TypedServicer(pb_grpc.DigitClassifierServicer):
@@ -51,7 +52,7 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
     async def ClassifyStream(
         self, requests: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ClassifyStreamResponse]:
-        info = current_rpc.get()
+        info = current_request.get()
         stream_id = info.request_id if info else ""
 
         async def handle(request: pb.ClassifyRequest) -> pb.ClassifyStreamResponse:

@@ -11,10 +11,10 @@ from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.errors import ModelNotReady, PermissionDenied
-from serving.grpc.status import client_message, current_rpc, note_model
 from serving.grpc.streaming import pump
 from serving.grpc.v2_converters import input_from_pb, metadata_to_pb, response_to_pb
 from serving.repository.manager import RepositoryManager
+from serving.request_context import client_message, current_request, note_model
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -89,7 +89,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
-        info = current_rpc.get()
+        info = current_request.get()
         request_id = info.request_id if info else ""
 
         async def handle(request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
