@@ -10,14 +10,14 @@ the same, their answers are meaningless (which a benchmark does not mind).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from serving.model_format import ModelManifest, digit_manifest, write_version
 
 NULL_MODEL = "null"
 BENCH_MODELS = ("mlp100", "cnn")
@@ -151,24 +151,8 @@ STANDINS = {"mlp100": mlp100_standin, "cnn": cnn_standin}
 
 def publish(root: Path, name: str, model: onnx.ModelProto, description: str) -> Path:
     """Write ``<root>/<name>/1/{model.onnx,model.json}`` the way training publishes."""
-    data = model.SerializeToString()
-    target = root / name / "1"
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "model.onnx").write_bytes(data)
-    manifest = {
-        "name": name,
-        "version": "1",
-        "platform": "onnxruntime_onnx",
-        "description": description,
-        "inputs": [{"name": "images", "datatype": "FP32", "shape": [-1, 28, 28]}],
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": [-1, 10]}],
-        "output_kind": "softmax",
-        "labels": LABELS,
-        "sha256": hashlib.sha256(data).hexdigest(),
-        "test_accuracy": 0.0,
-    }
-    (target / "model.json").write_text(json.dumps(manifest, indent=2))
-    return target
+    manifest = digit_manifest(name, LABELS, version="1", description=description)
+    return write_version(root / name / "1", model.SerializeToString(), manifest)
 
 
 def latest_version(model_dir: Path) -> Path | None:
@@ -196,8 +180,7 @@ def build_repository(root: Path, shipped: Path) -> dict[str, str]:
         found = latest_version(shipped / name)
         if found is not None:
             shutil.copytree(found, root / name / found.name)
-            manifest = json.loads((found / "model.json").read_text())
-            about = manifest.get("description", "")
+            about = ModelManifest.read(found / "model.json").description
             sources[name] = f"shipped {found} ({about})"
         else:
             publish(root, name, STANDINS[name](), f"benchmark stand-in for {name} (random weights)")

@@ -1,27 +1,94 @@
-"""The one inference core both gRPC APIs call: readiness, metadata, checked inference."""
+"""The one inference core every transport calls: health, metadata, checked inference, repository.
+
+Transports (gRPC typed, gRPC V2, HTTP) turn wire messages into ndarrays or encoded files and
+call one method here; every rule about what a model accepts lives here, checked against the
+model's own signature (its model.json ``TensorSpec``), so the protocols cannot drift apart.
+"""
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-from serving.errors import InvalidInput, ModelNotReady
+from serving import __version__
+from serving.decoding import DecodePool
+from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
+from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.registry import LoadedVersion, ModelRegistry
-from serving.types import InferResult
+from serving.repository.manager import RepositoryManager
+from serving.tensors import NUMPY_TO_V2, V2_TO_NUMPY
+from serving.types import (
+    IndexEntry,
+    InferResult,
+    ModelMetadata,
+    ModelSummary,
+    ServerInfo,
+)
 
-PIXELS = 28 * 28
+SERVER_NAME = "digits-server"
+
+
+@dataclass(frozen=True, slots=True)
+class CoreLimits:
+    """Per-request limits enforced by the core, whatever the transport."""
+
+    max_images_per_request: int
+    max_batch_size: int
+    model_control: bool
 
 
 class DataPlane:
-    """Validates inputs against a model's signature and sends them to its batcher."""
+    """Validates requests against a model's signature and sends them to its batcher."""
 
-    def __init__(self, registry: ModelRegistry, max_images_per_request: int) -> None:
-        self.registry = registry
-        self.max_images = max_images_per_request
-        self.draining = False
-        self.started = False
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        manager: RepositoryManager,
+        decoder: DecodePool,
+        limits: CoreLimits,
+        default_model: str,
+    ) -> None:
+        self._registry = registry
+        self._manager = manager
+        self._decoder = decoder
+        self._limits = limits
+        self.default_model = default_model
+        self._draining = False
+        self._started = False
+        self._listeners: list[Callable[[], None]] = []
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def on_change(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` whenever readiness may have changed (start, drain, model swaps)."""
+        self._listeners.append(listener)
+
+    def changed(self) -> None:
+        """Tell listeners that readiness may have changed."""
+        for listener in self._listeners:
+            listener()
+
+    async def start(self) -> None:
+        """Load the repository; the server is ready once this returns with a model loaded."""
+        await self._manager.sync()
+        self._started = True
+        self.changed()
+
+    def drain(self) -> None:
+        """Refuse new requests from now on (in-flight ones finish)."""
+        self._draining = True
+        self.changed()
+
+    @property
+    def draining(self) -> bool:
+        """True once :meth:`drain` was called."""
+        return self._draining
+
+    # ------------------------------------------------------------------ health
 
     def live(self) -> bool:
         """The process is up and its event loop answers."""
@@ -29,7 +96,7 @@ class DataPlane:
 
     def ready(self) -> bool:
         """Initial load done, not draining, at least one model serving."""
-        return self.started and not self.draining and bool(self.registry.ready_models())
+        return self._started and not self._draining and bool(self._registry.ready_models())
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """Whether ``name`` (and ``version``) can serve now; unknown models raise NotFound."""
@@ -39,73 +106,219 @@ class DataPlane:
             return False
         return True
 
+    def model_health(self) -> dict[str, bool]:
+        """Every known model name -> can it serve now."""
+        serving = not self._draining
+        return {name: serving and state.ready for name, state in self._registry.models.items()}
+
+    def ready_models(self) -> list[str]:
+        """Names with at least one loaded version."""
+        return self._registry.ready_models()
+
     def resolve(self, name: str, version: str = "") -> LoadedVersion:
         """The loaded version a request goes to (raises NotFound / NotReady)."""
-        if self.draining:
+        if self._draining:
             raise ModelNotReady("server is shutting down; retry on another replica")
-        return self.registry.resolve(name, version)
+        return self._registry.resolve(name or self.default_model, version)
 
-    def check_images(
-        self, target: LoadedVersion, images: np.ndarray, input_name: str = ""
+    # ------------------------------------------------------------------ metadata
+
+    def server_info(self) -> ServerInfo:
+        """Name, version and protocol extensions."""
+        extensions = ["model_configuration", "statistics"]
+        if self._limits.model_control:
+            extensions.insert(0, "model_repository")
+        return ServerInfo(SERVER_NAME, __version__, tuple(extensions))
+
+    def model_metadata(self, name: str, version: str = "") -> ModelMetadata:
+        """Versions and tensors of a model (of one version when ``version`` is given)."""
+        target = self.resolve(name, version)
+        if version:
+            versions: tuple[str, ...] = (target.version,)
+        else:
+            versions = tuple(self._registry.models[target.name].version_names())
+        manifest = target.manifest
+        return ModelMetadata(
+            target.name, versions, manifest.platform, (manifest.input,), (manifest.output,)
+        )
+
+    def model_info(self, name: str, version: str = "") -> ModelSummary:
+        """The typed APIs' description of one loaded model version."""
+        target = self.resolve(name, version)
+        return self._summary(target, self._registry.models[target.name].version_names())
+
+    def list_models(self) -> list[ModelSummary]:
+        """Every known model, sorted by name; models with nothing loaded say why."""
+        out = []
+        for name, state in sorted(self._registry.models.items()):
+            if state.versions:
+                out.append(self._summary(state.versions[0], state.version_names()))
+            else:
+                out.append(ModelSummary(name=name, ready=False, error=state.last_error))
+        return out
+
+    def _summary(self, target: LoadedVersion, loaded: Sequence[str]) -> ModelSummary:
+        manifest = target.manifest
+        return ModelSummary(
+            name=target.name,
+            ready=True,
+            version=target.version,
+            versions=tuple(loaded),
+            labels=manifest.labels,
+            description=manifest.description,
+            test_accuracy=manifest.test_accuracy,
+            provider=target.model.provider,
+            input=manifest.input,
+            max_batch_size=self._limits.max_batch_size,
+        )
+
+    # ------------------------------------------------------------------ inference
+
+    def _check_count(self, count: int, what: str) -> None:
+        if count == 0:
+            raise InvalidInput(f"{what}: empty batch (no images)")
+        limit = self._limits.max_images_per_request
+        if count > limit:
+            raise InvalidInput(
+                f"{what}: {count} images in one request; the limit is {limit} (split the request)"
+            )
+
+    def check_tensor(
+        self, target: LoadedVersion, tensor: np.ndarray, input_name: str = ""
     ) -> np.ndarray:
-        """Return ``images`` as the model's input tensor, or raise InvalidInput saying why."""
+        """Return ``tensor`` shaped as the model's input, or raise InvalidInput saying why.
+
+        Accepted: the input's own shape with any batch size, or each item flattened
+        (e.g. [-1,784] for a [-1,28,28] input).
+        """
         spec = target.manifest.input
         if input_name and input_name != spec.name:
             raise InvalidInput(
                 f"model {target.name!r} has no input {input_name!r}; it takes {spec.describe()}"
             )
-        expected = f"{spec.datatype}[-1,28,28] (or [-1,784]), -1 = batch of 1..{self.max_images}"
-        if images.dtype != np.float32:
-            raise InvalidInput(
-                f"input {spec.name!r}: expected {expected}, got datatype {images.dtype.name}"
-            )
-        shape = images.shape
-        if not (
-            (len(shape) == 3 and shape[1:] == (28, 28)) or (len(shape) == 2 and shape[1] == PIXELS)
-        ):
+        item = spec.shape[1:]
+        flat = math.prod(item)
+        limit = self._limits.max_images_per_request
+        dims = ",".join(map(str, spec.shape))
+        expected = f"{spec.datatype}[{dims}] (or [-1,{flat}]), -1 = batch of 1..{limit}"
+        want = V2_TO_NUMPY[spec.datatype]
+        if tensor.dtype != want:
+            got = NUMPY_TO_V2.get(tensor.dtype, tensor.dtype.name)
+            raise InvalidInput(f"input {spec.name!r}: expected {expected}, got datatype {got}")
+        shape = tensor.shape
+        if not (shape[1:] == item or (len(shape) == 2 and shape[1] == flat)) or not shape:
             raise InvalidInput(
                 f"input {spec.name!r}: expected shape {expected}, got {spec.datatype}{list(shape)}"
             )
-        count = shape[0]
-        if count == 0:
-            raise InvalidInput(f"input {spec.name!r}: empty batch (shape {list(shape)})")
-        if count > self.max_images:
-            raise InvalidInput(
-                f"input {spec.name!r}: {count} images in one request; the limit is "
-                f"{self.max_images} (split the request)"
-            )
-        if not np.isfinite(images).all():
+        self._check_count(shape[0], f"input {spec.name!r}")
+        if tensor.dtype.kind == "f" and not np.isfinite(tensor).all():
             raise InvalidInput(f"input {spec.name!r}: contains NaN or Inf values")
-        return images.reshape(count, 28, 28)
+        return tensor.reshape((shape[0], *item))
 
     async def infer(
         self,
         name: str,
         version: str,
-        images: np.ndarray,
+        tensor: np.ndarray,
         deadline: float | None = None,
         input_name: str = "",
         outputs: Sequence[str] = (),
     ) -> InferResult:
-        """Classify ``images`` with one model version through its batcher.
+        """Run one model version on a tensor through its batcher (the V2 APIs).
 
         ``deadline`` is a time.monotonic() value; requests still queued then
         are dropped with DeadlineExceeded and never computed.
         """
         target = self.resolve(name, version)
-        batch = self.check_images(target, images, input_name)
+        batch = self.check_tensor(target, tensor, input_name)
         output_name = target.manifest.output.name
         for requested in outputs:
             if requested != output_name:
                 raise InvalidInput(
                     f"model {target.name!r} has no output {requested!r}; it has {output_name!r}"
                 )
+        return await self._run(target, batch, deadline)
+
+    async def classify_pixels(
+        self, name: str, version: str, pixels: np.ndarray, deadline: float | None = None
+    ) -> InferResult:
+        """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
+        target = self.resolve(name, version)
+        if pixels.dtype == np.uint8:
+            # Same normalisation as training: pixel / 255.
+            pixels = pixels.astype(np.float32) * np.float32(PIXEL_SCALE)
+        elif pixels.dtype != np.float32:
+            raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
+        return await self._run(target, self.check_tensor(target, pixels), deadline)
+
+    async def classify_encoded(
+        self,
+        name: str,
+        version: str,
+        files: Sequence[bytes],
+        deadline: float | None = None,
+        keep_prepared: bool = False,
+    ) -> InferResult:
+        """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs)."""
+        self._check_count(len(files), "encoded images")
+        # Decoding is the expensive part: an unknown model fails before it.
+        target = self.resolve(name, version)
+        images = await self._decoder.prepare(files)
+        result = await self._run(target, self.check_tensor(target, images), deadline)
+        if keep_prepared:
+            return InferResult(
+                result.outputs,
+                result.model,
+                result.version,
+                result.provider,
+                result.manifest,
+                prepared=images,
+            )
+        return result
+
+    async def _run(
+        self, target: LoadedVersion, batch: np.ndarray, deadline: float | None
+    ) -> InferResult:
         rows = await target.batcher.submit(batch, deadline)
         return InferResult(
             rows, target.name, target.version, target.model.provider, target.manifest
         )
 
+    # ------------------------------------------------------------------ repository
+
+    async def repository_index(self, ready_only: bool = False) -> list[IndexEntry]:
+        """Every version on disk or loaded, with its state."""
+        rows = [IndexEntry(*row) for row in await self._manager.index()]
+        return [r for r in rows if r.state == "READY"] if ready_only else rows
+
+    def _require_control(self) -> None:
+        if not self._limits.model_control:
+            raise PermissionDenied(
+                "repository control is disabled on this server (start it with "
+                "--model-control on, or enable auth)"
+            )
+
+    async def load_model(self, name: str) -> None:
+        """(Re)load ``name`` from disk now; raises if no version of it can serve."""
+        self._require_control()
+        await self._manager.sync(only=name, force=True)
+        state = self._registry.models.get(name)
+        if state is None:
+            raise ModelNotFound(f"model {name!r} is not in the repository")
+        if not state.ready:
+            raise ModelNotReady(f"model {name!r} failed to load: {state.last_error}")
+
+    async def unload_model(self, name: str) -> None:
+        """Unload every version of ``name``; the poller leaves it unloaded."""
+        self._require_control()
+        await self._manager.unload(name)
+
 
 def deadline_from_remaining(remaining: float | None) -> float | None:
-    """Convert gRPC's seconds-remaining into a monotonic deadline."""
+    """Convert a transport's seconds-remaining into a monotonic deadline."""
     return None if remaining is None else time.monotonic() + remaining
+
+
+def describe_input(spec: TensorSpec) -> str:
+    """How the typed APIs describe a model's input to people."""
+    return f"{spec.describe()} float32 in [0,1] (pixel/255), white digit on black"

@@ -18,11 +18,19 @@ from serving.errors import InvalidInput
 
 # Refuse decompression bombs well before Pillow's own (warning-only) limit.
 MAX_PIXELS = 40_000_000
+# Images are shrunk to at most this many pixels on their longer side before any numpy
+# work: the final digit is 20x20, and a digit that fills a tenth of a 1024-pixel image
+# still has 100 pixels to crop from. Memory then no longer grows with the input size.
+WORKING_SIDE = 1024
 _INK_THRESHOLD = 0.25
 
 
-def decode(data: bytes, what: str = "image") -> np.ndarray:
-    """Decode PNG/JPEG bytes to grayscale float32 in [0,1]; alpha is composited on white."""
+def decode(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """Decode PNG/JPEG bytes to grayscale float32 in [0,1]; alpha is composited on white.
+
+    Large images are reduced inside Pillow (JPEG at decode time via draft, PNG right
+    after decoding) so only the full-size native decode itself scales with the pixel count.
+    """
     if not data:
         raise InvalidInput(f"{what}: empty")
     try:
@@ -31,11 +39,19 @@ def decode(data: bytes, what: str = "image") -> np.ndarray:
             image = Image.open(io.BytesIO(data))
             if image.format not in ("PNG", "JPEG"):
                 raise InvalidInput(f"{what}: {image.format} is not supported; send PNG or JPEG")
-            if image.width * image.height > MAX_PIXELS:
+            if image.width * image.height > max_pixels:
                 raise InvalidInput(
-                    f"{what}: {image.width}x{image.height} is too large (max {MAX_PIXELS} pixels)"
+                    f"{what}: {image.width}x{image.height} is too large "
+                    f"(max {max_pixels} pixels, --max-image-pixels)"
                 )
+            factor = -(-max(image.size) // WORKING_SIDE)  # ceil
+            if factor > 1 and image.format == "JPEG":
+                # The decoder itself scales by 1/2, 1/4 or 1/8: the full image never exists.
+                image.draft("L", (image.width // factor, image.height // factor))
             image.load()
+            factor = -(-max(image.size) // WORKING_SIDE)
+            if factor > 1:
+                image = image.reduce(factor)
     except InvalidInput:
         raise
     except (
@@ -96,10 +112,14 @@ def _center_by_mass(field: np.ndarray) -> np.ndarray:
     return out
 
 
-def prepare_encoded(images: list[bytes]) -> np.ndarray:
+def prepare(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """One encoded image -> an MNIST-style float32 [28,28] image."""
+    return to_mnist(decode(data, what, max_pixels), what)
+
+
+def prepare_encoded(images: list[bytes], max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Decode and prepare several encoded images into a float32 [N,28,28] batch."""
     batch = np.empty((len(images), 28, 28), dtype=np.float32)
     for index, data in enumerate(images):
-        what = f"image {index}"
-        batch[index] = to_mnist(decode(data, what), what)
+        batch[index] = prepare(data, f"image {index}", max_pixels)
     return batch

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field
 from serving.batching.batcher import Batcher
 from serving.errors import ModelNotFound, ModelNotReady
 from serving.metrics import VersionMetrics
+from serving.model_format import ModelManifest
 from serving.repository.layout import VersionDir
-from serving.repository.manifest import ModelManifest
 from serving.runtime.onnx import OnnxModel
 
 

@@ -88,6 +88,18 @@ class Settings:
     max_images_per_request: int = field(
         default=1024, metadata=_opt("images one request may carry", 1, 1_000_000)
     )
+    max_image_pixels: int = field(
+        default=40_000_000,
+        metadata=_opt("largest encoded image (width x height) the typed APIs decode", 1, 10**9),
+    )
+    max_concurrent_decodes: int = field(
+        default=2,
+        metadata=_opt(
+            "PNG/JPEG decodes at once, server-wide (each holds one full-size image in memory)",
+            1,
+            64,
+        ),
+    )
     max_concurrent_batches: int = field(
         default=1,
         metadata=_opt(

@@ -1,14 +1,26 @@
-"""Data that flows between the layers: plain dataclasses holding ndarrays."""
+"""Data that flows between the layers: plain dataclasses holding ndarrays.
+
+The bottom of the package: imports only the model format. Transports convert their wire
+messages to and from these; the inference core never sees a protobuf or an HTTP request.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from serving.repository.manifest import ModelManifest
+from serving.model_format import ModelManifest, TensorSpec
+
+__all__ = [
+    "IndexEntry",
+    "InferResult",
+    "ModelManifest",
+    "ModelMetadata",
+    "ModelSummary",
+    "ServerInfo",
+    "TensorSpec",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,24 +32,102 @@ class InferResult:
     version: str
     provider: str
     manifest: ModelManifest
-
-    def class_probabilities(self) -> np.ndarray:
-        """[N, classes] probabilities; a sigmoid model's P(label 1) becomes two columns."""
-        if self.manifest.output_kind == "sigmoid":
-            positive = self.outputs.reshape(-1)
-            return np.stack([1.0 - positive, positive], axis=1)
-        return self.outputs
+    # The [N,28,28] float32 images the model saw, when the caller asked for them.
+    prepared: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class TensorSpec:
-    """Name, V2 datatype and shape (-1 for the batch dimension) of a model tensor."""
+class ServerInfo:
+    """Server name, version and the protocol extensions it offers."""
 
     name: str
-    datatype: str
-    shape: tuple[int, ...]
+    version: str
+    extensions: tuple[str, ...]
 
-    def describe(self) -> str:
-        """``images: FP32[-1,28,28]`` for error messages."""
-        dims = ",".join(str(d) for d in self.shape)
-        return f"{self.name}: {self.datatype}[{dims}]"
+
+@dataclass(frozen=True, slots=True)
+class ModelMetadata:
+    """A model's versions (newest first) and its tensors (of the newest, or the one asked for)."""
+
+    name: str
+    versions: tuple[str, ...]
+    platform: str
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSummary:
+    """What the typed APIs say about one model: ready or not, and how to use it."""
+
+    name: str
+    ready: bool
+    version: str = ""
+    versions: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+    description: str = ""
+    test_accuracy: float = 0.0
+    provider: str = ""
+    input: TensorSpec | None = None
+    max_batch_size: int = 0
+    error: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class IndexEntry:
+    """One row of the repository index: a version on disk or loaded, and its state."""
+
+    name: str
+    version: str
+    state: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """Triton's model-configuration extension: how a model version is served."""
+
+    name: str
+    platform: str
+    backend: str
+    max_batch_size: int
+    inputs: tuple[TensorSpec, ...]
+    outputs: tuple[TensorSpec, ...]
+    max_queue_delay_us: int
+    preferred_batch_sizes: tuple[int, ...]
+    instance_kind: str  # "KIND_CPU" or "KIND_GPU"
+    instance_count: int
+    versions_kept: int
+    labels: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DurationStat:
+    """A count of events and their total duration in nanoseconds (Triton's StatisticDuration)."""
+
+    count: int = 0
+    ns: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStat:
+    """How often a batch of ``batch_size`` ran, and its compute time."""
+
+    batch_size: int
+    compute_infer: DurationStat
+
+
+@dataclass(frozen=True, slots=True)
+class ModelStats:
+    """Triton's statistics extension for one loaded model version (cumulative since load)."""
+
+    name: str
+    version: str
+    last_inference_ms: int  # ms since the epoch, 0 = never
+    inference_count: int  # images (Triton: inferences, each batch item counts)
+    execution_count: int  # batches run
+    success: DurationStat  # requests answered, end-to-end time in the core
+    fail: DurationStat  # requests refused or failed in the core
+    queue: DurationStat  # time requests waited for their batch
+    compute_infer: DurationStat  # session.run time, per request share
+    batch_stats: tuple[BatchStat, ...]

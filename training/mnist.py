@@ -29,6 +29,8 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
+from serving.model_format import sha256_file
+
 __all__ = [
     "CACHE_CONTENT_SHA256",
     "KERAS_NPZ_SHA256",
@@ -140,15 +142,6 @@ def _validate(
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def sha256_file(path: str | Path) -> str:
-    """Return the hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def content_sha256(m: Mnist) -> str:

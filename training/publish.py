@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import re
 import shutil
@@ -21,7 +20,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from training.mnist import sha256_file
+from serving.model_format import (
+    MANIFEST_FILE,
+    MODEL_FILE,
+    PIXEL_SCALE,
+    ModelManifest,
+    digit_manifest,
+    sha256_file,
+)
 from training.models import INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 __all__ = [
@@ -37,10 +43,6 @@ __all__ = [
     "staging",
 ]
 
-MODEL_FILE = "model.onnx"
-MANIFEST_FILE = "model.json"
-PLATFORM = "onnxruntime_onnx"
-PIXEL_SCALE = 1.0 / 255.0
 _VERSION = re.compile(r"^[0-9]+$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_RENAME_ATTEMPTS = 20
@@ -78,10 +80,6 @@ def _fsync_tree(directory: Path) -> None:
     _fsync_path(directory)
 
 
-def _write_json(path: Path, data: Mapping[str, Any]) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
-
-
 class Staging:
     """A dot-named directory where one version is assembled before :meth:`commit`."""
 
@@ -107,7 +105,10 @@ class Staging:
             data = dict(manifest)
             data["version"] = str(version)
             data["sha256"] = sha256_file(model_file)
-            _write_json(self.path / MANIFEST_FILE, data)
+            # Through the one model format: what is published is what the server accepts.
+            ModelManifest.from_json(data, str(self.path / MANIFEST_FILE)).write(
+                self.path / MANIFEST_FILE
+            )
             _fsync_tree(self.path)
             target = self.model_dir / str(version)
             try:
@@ -188,26 +189,27 @@ def build_manifest(
 ) -> dict[str, Any]:
     """model.json content (version and sha256 are filled in by :meth:`Staging.commit`)."""
     created = created or datetime.now(UTC)
-    return {
-        "name": spec.name,
-        "version": "",
-        "platform": PLATFORM,
-        "description": spec.description,
-        "inputs": [{"name": INPUT_NAME, "datatype": "FP32", "shape": [-1, 28, 28]}],
-        "outputs": [{"name": OUTPUT_NAME, "datatype": "FP32", "shape": [-1, spec.output_width]}],
-        "output_kind": spec.output_kind,
-        "labels": list(spec.labels),
-        "normalization": {
-            "input_range": [0.0, 1.0],
-            "scale": PIXEL_SCALE,
-            "description": "float32 = uint8 pixel / 255, white digit on black background, 28x28",
+    manifest = digit_manifest(
+        spec.name,
+        spec.labels,
+        output_kind=spec.output_kind,
+        input_name=INPUT_NAME,
+        output_name=OUTPUT_NAME,
+        description=spec.description,
+        test_accuracy=round(float(test_accuracy), 6),
+        extra={
+            "normalization": {
+                "input_range": [0.0, 1.0],
+                "scale": PIXEL_SCALE,
+                "description": "float32 = uint8 pixel / 255, white digit on black, 28x28",
+            },
+            "onnx_accuracy": round(float(onnx_accuracy), 6),
+            "max_abs_diff_vs_keras": float(max_abs_diff),
+            "opset": opset,
+            "training": dict(training),
+            "versions": dict(versions),
+            "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
-        "test_accuracy": round(float(test_accuracy), 6),
-        "onnx_accuracy": round(float(onnx_accuracy), 6),
-        "max_abs_diff_vs_keras": float(max_abs_diff),
-        "sha256": "",
-        "opset": opset,
-        "training": dict(training),
-        "versions": dict(versions),
-        "created": created.strftime("%Y-%m-%dT%H:%M:%SZ"),
-    }
+    )
+    manifest.check(require_sha256=False)
+    return manifest.to_json()

@@ -6,9 +6,8 @@ import numpy as np
 
 from serving.api import open_inference_pb2 as pb
 from serving.errors import InvalidInput
-from serving.registry import LoadedVersion
 from serving.tensors import CONTENTS_FIELD, from_contents, from_raw, numpy_dtype, to_raw
-from serving.types import InferResult
+from serving.types import InferResult, ModelMetadata
 
 
 def input_from_pb(request: pb.ModelInferRequest) -> tuple[str, np.ndarray]:
@@ -21,7 +20,6 @@ def input_from_pb(request: pb.ModelInferRequest) -> tuple[str, np.ndarray]:
     tensor = request.inputs[0]
     what = f"input {tensor.name!r}"
     shape = list(tensor.shape)
-    numpy_dtype(tensor.datatype, what)
     if request.raw_input_contents:
         if len(request.raw_input_contents) != len(request.inputs):
             raise InvalidInput(
@@ -31,8 +29,10 @@ def input_from_pb(request: pb.ModelInferRequest) -> tuple[str, np.ndarray]:
         if tensor.HasField("contents"):
             raise InvalidInput(f"{what}: send either raw_input_contents or contents, not both")
         return tensor.name, from_raw(request.raw_input_contents[0], tensor.datatype, shape, what)
-    values = getattr(tensor.contents, CONTENTS_FIELD[tensor.datatype])
-    return tensor.name, from_contents(values, tensor.datatype, shape, what)
+    field = CONTENTS_FIELD.get(tensor.datatype)
+    if field is None:
+        numpy_dtype(tensor.datatype, what)  # raises, naming the datatypes there are
+    return tensor.name, from_contents(getattr(tensor.contents, field), tensor.datatype, shape, what)
 
 
 def response_to_pb(result: InferResult, request_id: str) -> pb.ModelInferResponse:
@@ -51,12 +51,12 @@ def response_to_pb(result: InferResult, request_id: str) -> pb.ModelInferRespons
     return response
 
 
-def metadata_to_pb(name: str, versions: list[LoadedVersion]) -> pb.ModelMetadataResponse:
-    """ModelMetadata for a model (``versions`` newest first; the first describes tensors)."""
-    manifest = versions[0].manifest
+def metadata_to_pb(meta: ModelMetadata) -> pb.ModelMetadataResponse:
+    """ModelMetadata for a model (versions newest first)."""
     response = pb.ModelMetadataResponse(
-        name=name, versions=[v.version for v in versions], platform=manifest.platform
+        name=meta.name, versions=meta.versions, platform=meta.platform
     )
-    for spec, field in ((manifest.input, response.inputs), (manifest.output, response.outputs)):
-        field.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
+    for specs, field in ((meta.inputs, response.inputs), (meta.outputs, response.outputs)):
+        for spec in specs:
+            field.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
     return response

@@ -6,30 +6,19 @@ from collections.abc import AsyncIterator
 
 import grpc
 
-from serving import __version__
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
-from serving.errors import ModelNotReady, PermissionDenied
 from serving.grpc.streaming import pump
 from serving.grpc.v2_converters import input_from_pb, metadata_to_pb, response_to_pb
-from serving.repository.manager import RepositoryManager
 from serving.request_context import client_message, current_request, note_model
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     """KServe V2 / Open Inference Protocol plus the model repository extension."""
 
-    def __init__(
-        self,
-        dataplane: DataPlane,
-        manager: RepositoryManager,
-        model_control: bool,
-        max_stream_inflight: int,
-    ) -> None:
+    def __init__(self, dataplane: DataPlane, max_stream_inflight: int) -> None:
         self._dataplane = dataplane
-        self._manager = manager
-        self._model_control = model_control
         self._max_inflight = max_stream_inflight
 
     async def ServerLive(
@@ -52,19 +41,15 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ServerMetadata(
         self, request: pb.ServerMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ServerMetadataResponse:
-        extensions = ["model_repository"] if self._model_control else []
+        info = self._dataplane.server_info()
         return pb.ServerMetadataResponse(
-            name="digits-server", version=__version__, extensions=extensions
+            name=info.name, version=info.version, extensions=info.extensions
         )
 
     async def ModelMetadata(
         self, request: pb.ModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelMetadataResponse:
-        target = self._dataplane.resolve(request.name, request.version)
-        versions = list(self._dataplane.registry.models[request.name].versions)
-        if request.version:
-            versions = [target]
-        return metadata_to_pb(request.name, versions)
+        return metadata_to_pb(self._dataplane.model_metadata(request.name, request.version))
 
     async def _infer(
         self, request: pb.ModelInferRequest, remaining: float | None
@@ -111,36 +96,24 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         async for response in pump(requests, handle, on_error, self._max_inflight):
             yield response
 
-    def _require_control(self) -> None:
-        if not self._model_control:
-            raise PermissionDenied(
-                "repository control is disabled on this server (start it with "
-                "--model-control on, or enable auth)"
-            )
-
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryIndexResponse:
         response = pb.RepositoryIndexResponse()
-        for name, version, state, reason in await self._manager.index():
-            if request.ready and state != "READY":
-                continue
-            response.models.add(name=name, version=version, state=state, reason=reason)
+        for row in await self._dataplane.repository_index(request.ready):
+            response.models.add(
+                name=row.name, version=row.version, state=row.state, reason=row.reason
+            )
         return response
 
     async def RepositoryModelLoad(
         self, request: pb.RepositoryModelLoadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelLoadResponse:
-        self._require_control()
-        await self._manager.sync(only=request.model_name, force=True)
-        state = self._dataplane.registry.models[request.model_name]
-        if not state.ready:
-            raise ModelNotReady(f"model {request.model_name!r} failed to load: {state.last_error}")
+        await self._dataplane.load_model(request.model_name)
         return pb.RepositoryModelLoadResponse()
 
     async def RepositoryModelUnload(
         self, request: pb.RepositoryModelUnloadRequest, context: grpc.aio.ServicerContext
     ) -> pb.RepositoryModelUnloadResponse:
-        self._require_control()
-        await self._manager.unload(request.model_name)
+        await self._dataplane.unload_model(request.model_name)
         return pb.RepositoryModelUnloadResponse()

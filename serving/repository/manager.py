@@ -19,9 +19,9 @@ from serving.batching.batcher import Batcher, BatchLimits
 from serving.batching.compute import ComputePool
 from serving.errors import ModelLoadError, ModelNotFound
 from serving.metrics import Metrics
+from serving.model_format import ModelManifest
 from serving.registry import LoadedVersion, ModelRegistry, ModelState
 from serving.repository.layout import VersionDir, scan
-from serving.repository.manifest import read_manifest
 from serving.runtime.onnx import OnnxModel, RuntimeConfig
 
 log = logging.getLogger(__name__)
@@ -147,7 +147,7 @@ class RepositoryManager:
         log.info("loading %s version %s from %s", source.model, source.version, source.path)
 
         def load_blocking() -> OnnxModel:
-            manifest = read_manifest(source.manifest_path)
+            manifest = ModelManifest.read(source.manifest_path)
             if manifest.name != source.model:
                 raise ModelLoadError(
                     f"model.json names {manifest.name!r} but sits in {source.model!r}"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -12,7 +11,7 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.errors import ModelLoadError
-from serving.repository.manifest import ModelManifest
+from serving.model_format import ModelManifest, sha256_file
 from serving.runtime.providers import check_active, device_of, select_providers
 
 log = logging.getLogger(__name__)
@@ -54,15 +53,6 @@ class RuntimeConfig:
         """Provider list for a session (raises ProviderUnavailable for an impossible cuda)."""
         available = self.available_providers or tuple(ort.get_available_providers())
         return select_providers(self.provider, available, self.device_id)
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _dims_match(declared: Sequence[int], actual: Sequence[object]) -> bool:

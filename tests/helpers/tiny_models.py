@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from serving.model_format import digit_manifest, sha256_bytes
 
 
 def linear_softmax(seed: int = 0, classes: int = 10) -> onnx.ModelProto:
@@ -63,20 +64,15 @@ def linear_sigmoid(seed: int = 0) -> onnx.ModelProto:
 def manifest(name: str, version: str, onnx_bytes: bytes, sigmoid: bool = False) -> dict:
     """A model.json for a tiny model."""
     labels = ["not 1", "1"] if sigmoid else [str(d) for d in range(10)]
-    return {
-        "name": name,
-        "version": version,
-        "platform": "onnxruntime_onnx",
-        "description": f"tiny test model {name}",
-        "inputs": [{"name": "images", "datatype": "FP32", "shape": [-1, 28, 28]}],
-        "outputs": [
-            {"name": "probabilities", "datatype": "FP32", "shape": [-1, 1 if sigmoid else 10]}
-        ],
-        "output_kind": "sigmoid" if sigmoid else "softmax",
-        "labels": labels,
-        "sha256": hashlib.sha256(onnx_bytes).hexdigest(),
-        "test_accuracy": 0.5,
-    }
+    return digit_manifest(
+        name,
+        labels,
+        output_kind="sigmoid" if sigmoid else "softmax",
+        version=version,
+        description=f"tiny test model {name}",
+        sha256=sha256_bytes(onnx_bytes),
+        test_accuracy=0.5,
+    ).to_json()
 
 
 def publish(

@@ -148,10 +148,11 @@ def test_manifest_shapes_follow_output_kind():
 
 
 def test_published_manifest_is_accepted_by_the_server(tmp_path):
-    manifest_mod = pytest.importorskip("serving.repository.manifest")
+    from serving.model_format import ModelManifest
+
     for name in MODELS:
         final = _publish(tmp_path, name)
-        parsed = manifest_mod.read_manifest(final / MANIFEST_FILE)
+        parsed = ModelManifest.read(final / MANIFEST_FILE)
         assert parsed.name == name and parsed.version == "1"
         assert parsed.sha256 == sha256_file(final / MODEL_FILE)
 

@@ -16,8 +16,8 @@ import textwrap
 import time
 from pathlib import Path
 
+from serving.model_format import ModelManifest
 from serving.repository.layout import scan
-from serving.repository.manifest import read_manifest
 from serving.runtime.onnx import OnnxModel, RuntimeConfig, sha256_file
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,13 +47,13 @@ def check_repository(repo: Path) -> int:
     """Every integer version is complete and loadable; returns how many there are."""
     versions = scan(repo).get("cnn", [])
     for version in versions:
-        manifest = read_manifest(version.manifest_path)
+        manifest = ModelManifest.read(version.manifest_path)
         assert manifest.version == version.version
         assert sha256_file(version.onnx_path) == manifest.sha256
         assert json.loads(version.manifest_path.read_text())["name"] == "cnn"
     if versions:
         OnnxModel.load(
-            versions[-1].onnx_path, read_manifest(versions[-1].manifest_path), RuntimeConfig()
+            versions[-1].onnx_path, ModelManifest.read(versions[-1].manifest_path), RuntimeConfig()
         )
     return len(versions)
 

@@ -72,7 +72,7 @@ def test_unknown_model_and_version_are_not_found(v2):
         (lambda: v2_request(np.zeros((2, 28, 29), np.float32)), "got FP32[2, 28, 29]"),
         (
             lambda: v2_request(np.zeros((2, 28, 28), np.float64), datatype="FP64"),
-            "got datatype float64",
+            "got datatype FP64",
         ),
         (lambda: v2_request(np.zeros((0, 28, 28), np.float32)), "empty batch"),
         (lambda: v2_request(np.full((1, 28, 28), np.nan, np.float32)), "NaN or Inf"),

@@ -170,7 +170,7 @@ def test_replacing_a_version_under_load_fails_no_request(make_server, repo):
 def test_in_flight_requests_finish_on_the_old_session(server, repo):
     """A swap while requests sit in the old version's queue still answers them from it."""
     app = server.app
-    old = app.registry.resolve("cnn")
+    old = app.dataplane.resolve("cnn")
     images = random_images(3, seed=2).astype(np.float32)
 
     async def scenario():
@@ -187,4 +187,4 @@ def test_in_flight_requests_finish_on_the_old_session(server, repo):
     expected = old.model.run(images)
     for result in results:
         np.testing.assert_array_equal(result.outputs, expected)
-    assert app.registry.resolve("cnn").version == "2"
+    assert app.dataplane.resolve("cnn").version == "2"

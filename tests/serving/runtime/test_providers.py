@@ -4,7 +4,7 @@ import pytest
 
 from serving.app import runtime_config
 from serving.errors import ModelLoadError
-from serving.repository.manifest import read_manifest
+from serving.model_format import ModelManifest
 from serving.runtime.onnx import OnnxModel, RuntimeConfig
 from serving.runtime.providers import (
     CPU,
@@ -44,7 +44,7 @@ def test_cuda_offered_but_unusable_auto_reports_cpu(repo):
     # This onnxruntime has no CUDA: pretend it offers it, as onnxruntime-gpu does
     # on a machine without a GPU. The session falls back; auto must say CPU.
     source = repo / "cnn" / "1"
-    manifest = read_manifest(source / "model.json")
+    manifest = ModelManifest.read(source / "model.json")
     auto = RuntimeConfig(provider="auto", available_providers=(CUDA, CPU))
     model = OnnxModel.load(source / "model.onnx", manifest, auto)
     assert model.provider == CPU and model.device == "cpu"
@@ -78,4 +78,6 @@ def test_tampered_onnx_is_refused_before_onnxruntime_sees_it(repo):
     data[-10] ^= 0xFF
     (source / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelLoadError, match="sha256"):
-        OnnxModel.load(source / "model.onnx", read_manifest(source / "model.json"), RuntimeConfig())
+        OnnxModel.load(
+            source / "model.onnx", ModelManifest.read(source / "model.json"), RuntimeConfig()
+        )

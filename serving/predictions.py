@@ -1,0 +1,24 @@
+"""The typed APIs' view of a result: per-class probabilities and the winning label.
+
+Shared by the gRPC typed API and HTTP's /v1/classify so both answer the same way.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.types import InferResult
+
+
+def class_probabilities(result: InferResult) -> np.ndarray:
+    """[N, classes] probabilities; a sigmoid model's P(label 1) becomes two columns."""
+    if result.manifest.output_kind == "sigmoid":
+        positive = result.outputs.reshape(-1)
+        return np.stack([1.0 - positive, positive], axis=1)
+    return result.outputs
+
+
+def winners(probabilities: np.ndarray) -> tuple[list[int], list[float]]:
+    """Index and probability of the most likely class of each row."""
+    best = probabilities.argmax(axis=1)
+    return best.tolist(), probabilities[np.arange(len(best)), best].tolist()
