@@ -421,6 +421,8 @@ class LocalCluster:
             "DIGITS_MODEL_REPOSITORY": str(self.model_repository),
             "DIGITS_GRPC_HOST": HOST,
             "DIGITS_GRPC_PORT": "0",
+            "DIGITS_HTTP_HOST": HOST,
+            "DIGITS_HTTP_PORT": "0",
             "DIGITS_METRICS_HOST": HOST,
             "DIGITS_METRICS_PORT": "0",
             "DIGITS_REPOSITORY_POLL_SECONDS": "2",

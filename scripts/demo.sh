@@ -3,6 +3,7 @@
 #
 #   bash scripts/demo.sh                  # writes ./grid.png
 #   bash scripts/demo.sh --keep-serving   # leave the server running afterwards
+# On a terminal it keeps serving the web page until Ctrl-C; without one it stops.
 #   DIGITS_GRPC_PORT=9001 DIGITS_METRICS_PORT=9002 bash scripts/demo.sh
 #   DIGITS_MODEL_REPOSITORY=/path/to/models bash scripts/demo.sh
 #
@@ -18,7 +19,7 @@ model=cnn
 for arg in "$@"; do
   case "$arg" in
     --keep-serving) keep=1 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,6 +45,7 @@ pick_port() {
   fi
 }
 grpc_port=${DIGITS_GRPC_PORT:-$(pick_port 8001)}
+http_port=${DIGITS_HTTP_PORT:-$(pick_port 8000)}
 metrics_port=${DIGITS_METRICS_PORT:-$(pick_port 8002)}
 
 log=$(mktemp -t digits-demo-server.XXXXXX.log)
@@ -75,6 +77,7 @@ trap 'exit 130' INT TERM
 echo "demo: starting the server on the shipped models (log: $log)"
 "$PY" -m serving --model-repository "$repo" \
   --grpc-host 127.0.0.1 --grpc-port "$grpc_port" \
+  --http-host 127.0.0.1 --http-port "$http_port" \
   --metrics-host 127.0.0.1 --metrics-port "$metrics_port" >"$log" 2>&1 &
 server_pid=$!
 
@@ -96,6 +99,7 @@ if [[ -z $ready ]]; then
 fi
 grpc_port=$(sed -E 's/.* grpc=([0-9]+).*/\1/' <<<"$ready")
 metrics_port=$(sed -E 's/.* metrics=(-?[0-9]+).*/\1/' <<<"$ready")
+http_port=$(sed -E 's/.* http=(-?[0-9]+).*/\1/' <<<"$ready")
 address=127.0.0.1:$grpc_port
 
 # Health SERVING for the model (grpc.health.v1) before the first request.
@@ -103,7 +107,21 @@ address=127.0.0.1:$grpc_port
 .venv/bin/digits-client grid --server "$address" --model "$model" --out "$out"
 echo "demo: the grid is at $(pwd)/$out"
 
+page=http://127.0.0.1:$http_port/
+# The page and its REST endpoint answer before the URL is shown.
+"$PY" - "$page" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=10) as r:
+    assert r.status == 200 and b'data-testid="pad"' in r.read(), "page not served"
+with urllib.request.urlopen(sys.argv[1] + "v1/models", timeout=10) as r:
+    assert r.status == 200
+PY
+echo "demo: draw digits in your browser: $page  (REST: ${page}v2, API docs: ${page}docs)"
+
 if [[ $keep == 1 ]]; then
-  echo "demo: server still running: pid $server_pid, gRPC $address," \
+  echo "demo: server still running: pid $server_pid, gRPC $address, HTTP $page," \
        "metrics http://127.0.0.1:$metrics_port/metrics (stop it with: kill $server_pid)"
+elif [[ -t 0 ]]; then
+  echo "demo: serving until Ctrl-C"
+  wait "$server_pid" || true
 fi

@@ -53,7 +53,7 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await app.start()
     # One machine-readable line (key=value, -1 = off) that launchers wait for and parse.
-    print(ready_line(app.port, -1, app.metrics_port), flush=True)
+    print(ready_line(app.port, app.http_port, app.metrics_port), flush=True)
     await stop.wait()
     log.info("signal received; stopping")
     await app.stop()

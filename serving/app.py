@@ -14,6 +14,7 @@ from serving.batching.compute import ComputePool
 from serving.dataplane import CoreLimits, DataPlane
 from serving.decoding import DecodePool
 from serving.grpc.server import GrpcTransport
+from serving.http.server import HttpTransport
 from serving.metrics import Metrics
 from serving.registry import ModelRegistry
 from serving.repository.manager import RepositoryManager
@@ -88,6 +89,11 @@ class ServerApp:
         )
         token = settings.resolved_auth_token()
         self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token)
+        self.http = (
+            HttpTransport(settings, self.dataplane, self.metrics, token)
+            if settings.http_port >= 0
+            else None
+        )
         self.metrics_port = 0
         self._poller: asyncio.Task | None = None
 
@@ -96,10 +102,17 @@ class ServerApp:
         """The bound gRPC port."""
         return self.grpc.port
 
+    @property
+    def http_port(self) -> int:
+        """The bound HTTP port, -1 when HTTP is off."""
+        return self.http.port if self.http is not None else -1
+
     async def start(self) -> None:
         """Open the ports (health NOT_SERVING), load the repository, then report SERVING."""
         s = self.settings
         await self.grpc.start()
+        if self.http is not None:
+            await self.http.start()
         if s.metrics_port >= 0:
             self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
             log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
@@ -122,7 +135,10 @@ class ServerApp:
         self.dataplane.drain()
         if self._poller is not None:
             self._poller.cancel()
-        await self.grpc.stop(grace)
+        # Both transports drain at once: neither waits for the other's grace period.
+        await asyncio.gather(
+            self.grpc.stop(grace), *([self.http.stop(grace)] if self.http is not None else [])
+        )
         await self.manager.close()
         self.metrics.close()
         self._compute.shutdown()

@@ -219,17 +219,22 @@ class DataPlane:
         self,
         name: str,
         version: str,
-        tensor: np.ndarray,
+        inputs: Sequence[tuple[str, np.ndarray]],
         deadline: float | None = None,
-        input_name: str = "",
         outputs: Sequence[str] = (),
     ) -> InferResult:
-        """Run one model version on a tensor through its batcher (the V2 APIs).
+        """Run one model version on named input tensors through its batcher (the V2 APIs).
 
         ``deadline`` is a time.monotonic() value; requests still queued then
         are dropped with DeadlineExceeded and never computed.
         """
         target = self.resolve(name, version)
+        if len(inputs) != 1:
+            raise InvalidInput(
+                f"expected exactly 1 input tensor, got {len(inputs)}: model {target.name!r} "
+                f"takes {target.manifest.input.describe()} (see its metadata)"
+            )
+        input_name, tensor = inputs[0]
         batch = self.check_tensor(target, tensor, input_name)
         output_name = target.manifest.output.name
         for requested in outputs:
@@ -240,7 +245,12 @@ class DataPlane:
         return await self._run(target, batch, deadline)
 
     async def classify_pixels(
-        self, name: str, version: str, pixels: np.ndarray, deadline: float | None = None
+        self,
+        name: str,
+        version: str,
+        pixels: np.ndarray,
+        deadline: float | None = None,
+        keep_prepared: bool = False,
     ) -> InferResult:
         """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
         target = self.resolve(name, version)
@@ -249,7 +259,8 @@ class DataPlane:
             pixels = pixels.astype(np.float32) * np.float32(PIXEL_SCALE)
         elif pixels.dtype != np.float32:
             raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
-        return await self._run(target, self.check_tensor(target, pixels), deadline)
+        batch = self.check_tensor(target, pixels)
+        return await self._run(target, batch, deadline, batch if keep_prepared else None)
 
     async def classify_encoded(
         self,
@@ -264,24 +275,19 @@ class DataPlane:
         # Decoding is the expensive part: an unknown model fails before it.
         target = self.resolve(name, version)
         images = await self._decoder.prepare(files)
-        result = await self._run(target, self.check_tensor(target, images), deadline)
-        if keep_prepared:
-            return InferResult(
-                result.outputs,
-                result.model,
-                result.version,
-                result.provider,
-                result.manifest,
-                prepared=images,
-            )
-        return result
+        batch = self.check_tensor(target, images)
+        return await self._run(target, batch, deadline, batch if keep_prepared else None)
 
     async def _run(
-        self, target: LoadedVersion, batch: np.ndarray, deadline: float | None
+        self,
+        target: LoadedVersion,
+        batch: np.ndarray,
+        deadline: float | None,
+        prepared: np.ndarray | None = None,
     ) -> InferResult:
         rows = await target.batcher.submit(batch, deadline)
         return InferResult(
-            rows, target.name, target.version, target.model.provider, target.manifest
+            rows, target.name, target.version, target.model.provider, target.manifest, prepared
         )
 
     # ------------------------------------------------------------------ repository

@@ -11,6 +11,10 @@ class InvalidInput(ServingError):
     """The request is malformed: shape, dtype, byte count, values, image bytes."""
 
 
+class TooLarge(InvalidInput):
+    """The request body is larger than the server accepts."""
+
+
 class ModelNotFound(ServingError):
     """No such model or version in the repository."""
 

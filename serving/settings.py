@@ -39,6 +39,13 @@ class Settings:
     )
     grpc_host: str = field(default="0.0.0.0", metadata=_opt("gRPC bind address"))
     grpc_port: int = field(default=8001, metadata=_opt("gRPC port (0 = pick a free one)", 0, 65535))
+    http_host: str = field(default="0.0.0.0", metadata=_opt("HTTP/REST bind address"))
+    http_port: int = field(
+        default=8000,
+        metadata=_opt(
+            "HTTP/REST port: KServe V2 REST, /v1 and the page (0 = free, -1 = off)", -1, 65535
+        ),
+    )
     metrics_host: str = field(
         default="0.0.0.0", metadata=_opt("metrics bind address (e.g. an internal interface)")
     )
@@ -120,7 +127,9 @@ class Settings:
     )
     max_message_bytes: int = field(
         default=64 * 1024 * 1024,
-        metadata=_opt("largest gRPC message received or sent", 1024, 2**31 - 1),
+        metadata=_opt(
+            "largest gRPC message received or sent, and largest HTTP request body", 1024, 2**31 - 1
+        ),
     )
     max_stream_inflight: int = field(
         default=128, metadata=_opt("requests one stream may have in flight", 1, 100_000)

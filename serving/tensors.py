@@ -103,3 +103,29 @@ def to_raw(array: np.ndarray) -> tuple[str, bytes]:
     except KeyError:
         raise TypeError(f"no V2 datatype for numpy dtype {array.dtype}") from None
     return datatype, np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def from_json_data(values: object, datatype: str, shape: Sequence[int], what: str) -> np.ndarray:
+    """Decode a V2 JSON tensor's ``data`` (flat or nested, row-major) into an ndarray."""
+    dtype = numpy_dtype(datatype, what)
+    count = element_count(shape, what)
+    if not isinstance(values, list):
+        raise InvalidInput(f"{what}: 'data' must be a JSON array")
+    try:
+        # Parse wide first: a direct uint8 cast would wrap 300 to 44 without a word.
+        wide = np.asarray(values, dtype=np.float64 if dtype.kind in "fiu" else dtype)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"{what}: 'data' is not a regular array of numbers ({exc})") from None
+    if wide.size != count:
+        raise InvalidInput(
+            f"{what}: {datatype}{list(shape)} needs {count} values in 'data', got {wide.size}"
+        )
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        if wide.size and (
+            not np.all(np.isfinite(wide)) or wide.min() < info.min or wide.max() > info.max
+        ):
+            raise InvalidInput(f"{what}: values outside the range of {datatype}")
+        if not np.array_equal(wide, np.round(wide)):
+            raise InvalidInput(f"{what}: {datatype} values must be whole numbers")
+    return wide.astype(dtype, copy=False).reshape(shape)

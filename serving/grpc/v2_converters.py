@@ -10,29 +10,28 @@ from serving.tensors import CONTENTS_FIELD, from_contents, from_raw, numpy_dtype
 from serving.types import InferResult, ModelMetadata
 
 
-def input_from_pb(request: pb.ModelInferRequest) -> tuple[str, np.ndarray]:
-    """The request's single input tensor as (name, ndarray); wire-level checks only."""
-    if len(request.inputs) != 1:
+def inputs_from_pb(request: pb.ModelInferRequest) -> list[tuple[str, np.ndarray]]:
+    """The request's input tensors as (name, ndarray); wire-level checks only."""
+    raw = request.raw_input_contents
+    if raw and len(raw) != len(request.inputs):
         raise InvalidInput(
-            f"expected exactly 1 input tensor, got {len(request.inputs)} "
-            "(see ModelMetadata for the input's name, datatype and shape)"
+            f"raw_input_contents has {len(raw)} entries for {len(request.inputs)} inputs"
         )
-    tensor = request.inputs[0]
-    what = f"input {tensor.name!r}"
-    shape = list(tensor.shape)
-    if request.raw_input_contents:
-        if len(request.raw_input_contents) != len(request.inputs):
-            raise InvalidInput(
-                f"raw_input_contents has {len(request.raw_input_contents)} entries for "
-                f"{len(request.inputs)} inputs"
-            )
-        if tensor.HasField("contents"):
-            raise InvalidInput(f"{what}: send either raw_input_contents or contents, not both")
-        return tensor.name, from_raw(request.raw_input_contents[0], tensor.datatype, shape, what)
-    field = CONTENTS_FIELD.get(tensor.datatype)
-    if field is None:
-        numpy_dtype(tensor.datatype, what)  # raises, naming the datatypes there are
-    return tensor.name, from_contents(getattr(tensor.contents, field), tensor.datatype, shape, what)
+    decoded = []
+    for index, tensor in enumerate(request.inputs):
+        what = f"input {tensor.name!r}"
+        shape = list(tensor.shape)
+        if raw:
+            if tensor.HasField("contents"):
+                raise InvalidInput(f"{what}: send either raw_input_contents or contents, not both")
+            decoded.append((tensor.name, from_raw(raw[index], tensor.datatype, shape, what)))
+            continue
+        field = CONTENTS_FIELD.get(tensor.datatype)
+        if field is None:
+            numpy_dtype(tensor.datatype, what)  # raises, naming the datatypes there are
+        values = getattr(tensor.contents, field)
+        decoded.append((tensor.name, from_contents(values, tensor.datatype, shape, what)))
+    return decoded
 
 
 def response_to_pb(result: InferResult, request_id: str) -> pb.ModelInferResponse:

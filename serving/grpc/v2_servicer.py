@@ -10,7 +10,7 @@ from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.grpc.streaming import pump
-from serving.grpc.v2_converters import input_from_pb, metadata_to_pb, response_to_pb
+from serving.grpc.v2_converters import inputs_from_pb, metadata_to_pb, response_to_pb
 from serving.request_context import client_message, current_request, note_model
 
 
@@ -54,13 +54,11 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def _infer(
         self, request: pb.ModelInferRequest, remaining: float | None
     ) -> pb.ModelInferResponse:
-        input_name, images = input_from_pb(request)
         result = await self._dataplane.infer(
             request.model_name,
             request.model_version,
-            images,
+            inputs_from_pb(request),
             deadline=deadline_from_remaining(remaining),
-            input_name=input_name,
             outputs=[o.name for o in request.outputs],
         )
         note_model(result.model, result.version)

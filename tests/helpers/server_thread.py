@@ -39,6 +39,11 @@ class ServerThread:
         """host:port for clients."""
         return f"127.0.0.1:{self.app.port}"
 
+    @property
+    def http_url(self) -> str:
+        """``http://127.0.0.1:<port>`` of the server's HTTP transport."""
+        return f"http://127.0.0.1:{self.app.http_port}"
+
     def stop(self, grace: float = 1.0) -> None:
         """Drain, stop and end the loop thread."""
         try:
@@ -55,6 +60,8 @@ def loopback_settings(repo: Path, **changes: Any) -> Settings:
         model_repository=repo,
         grpc_host="127.0.0.1",
         grpc_port=0,
+        http_host="127.0.0.1",
+        http_port=0,
         metrics_host="127.0.0.1",
         metrics_port=-1,
         repository_poll_seconds=0,

@@ -176,7 +176,10 @@ def test_in_flight_requests_finish_on_the_old_session(server, repo):
     async def scenario():
         import asyncio
 
-        pending = [asyncio.ensure_future(app.dataplane.infer("cnn", "", images)) for _ in range(5)]
+        pending = [
+            asyncio.ensure_future(app.dataplane.infer("cnn", "", [("images", images)]))
+            for _ in range(5)
+        ]
         await asyncio.sleep(0)
         publish(repo, "cnn", 2, linear_softmax(seed=8))
         await app.manager.sync()

@@ -1,0 +1,113 @@
+"""The HTTP transport: a Starlette app under uvicorn, in the same event loop as gRPC.
+
+uvicorn's own ``serve()`` installs signal handlers and runs its own tick loop; the server
+object here owns signals and draining, so only uvicorn's startup/shutdown are used, on a
+socket bound here (port 0 then reads back the real port, and a worker supervisor can hand a
+pre-bound socket in).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+
+import uvicorn
+from starlette.applications import Starlette
+
+from serving.auth import TokenCheck
+from serving.dataplane import DataPlane
+from serving.http.handlers import Handlers, HttpLimits
+from serving.http.routes import Endpoints, build_routes
+from serving.metrics import Metrics
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(
+    dataplane: DataPlane, metrics: Metrics, auth: TokenCheck, limits: HttpLimits
+) -> Starlette:
+    """The ASGI app: every route over one data plane."""
+    handlers = Handlers(metrics, auth, limits)
+    return Starlette(routes=build_routes(Endpoints(dataplane, handlers), handlers))
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on host:port (port 0 = any free port)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(f"cannot bind HTTP port {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.setblocking(False)
+    return sock
+
+
+class HttpTransport:
+    """Owns the uvicorn server; :meth:`start` binds and serves, :meth:`stop` drains."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        auth_token: str | None,
+        sock: socket.socket | None = None,
+    ) -> None:
+        self._settings = settings
+        self.app = create_app(
+            dataplane, metrics, TokenCheck(auth_token), HttpLimits(settings.max_message_bytes)
+        )
+        self._sock = sock
+        self._server: uvicorn.Server | None = None
+        self.port = 0
+
+    def _config(self) -> uvicorn.Config:
+        s = self._settings
+        tls: dict = {}
+        if s.tls_cert is not None and s.tls_key is not None:
+            tls = {"ssl_certfile": str(s.tls_cert), "ssl_keyfile": str(s.tls_key)}
+            if s.tls_client_ca is not None:
+                tls |= {"ssl_ca_certs": str(s.tls_client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+        return uvicorn.Config(
+            self.app,
+            lifespan="off",
+            http="httptools",
+            log_level="warning",
+            access_log=False,
+            server_header=False,
+            # The Date header is refreshed by uvicorn's tick loop, which is not run here.
+            date_header=False,
+            timeout_keep_alive=int(s.keepalive_seconds),
+            timeout_graceful_shutdown=max(1, int(s.grace_seconds)),
+            **tls,
+        )
+
+    async def start(self) -> None:
+        """Bind (unless a socket was given) and serve."""
+        s = self._settings
+        sock = self._sock or bind(s.http_host, s.http_port)
+        self.port = sock.getsockname()[1]
+        config = self._config()
+        config.load()
+        server = uvicorn.Server(config)
+        server.lifespan = config.lifespan_class(config)
+        await server.startup(sockets=[sock])
+        self._server = server
+        log.info(
+            "HTTP listening on %s:%d (%s)",
+            s.http_host,
+            self.port,
+            "TLS" if s.tls_cert else "plaintext",
+        )
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting, let in-flight requests finish (uvicorn's graceful timeout)."""
+        if self._server is not None:
+            self._server.config.timeout_graceful_shutdown = max(0.1, grace)
+            await self._server.shutdown()
