@@ -67,9 +67,9 @@ def test_real_server_on_port_zero_reports_its_ports(repo):
 
 
 def test_process_that_dies_first_is_reported_with_its_log(repo):
-    with ServerProcess(serve_argv(repo, "--max-batch-size", "0"), cwd=ROOT) as server:
-        with pytest.raises(ProcessExited) as info:
-            server.wait_ready(30)
+    server = ServerProcess(serve_argv(repo, "--max-batch-size", "0"), cwd=ROOT)
+    with server, pytest.raises(ProcessExited) as info:
+        server.wait_ready(30)
     message = str(info.value)
     assert "exited with 2" in message and "--max-batch-size=0 is outside" in message
 
@@ -98,6 +98,6 @@ def test_stop_escalates_to_sigkill_and_returns_the_code():
 
 
 def test_ports_before_ready_is_an_error():
-    with ServerProcess(_python("import time; time.sleep(60)")) as server:
-        with pytest.raises(RuntimeError, match="wait_ready"):
-            _ = server.ports
+    server = ServerProcess(_python("import time; time.sleep(60)"))
+    with server, pytest.raises(RuntimeError, match="wait_ready"):
+        _ = server.ports
