@@ -14,9 +14,14 @@ def test_runs_until_stopped_and_keeps_every_outcome(server):
     )
     load = BackgroundLoad(config).start()
     deadline = time.monotonic() + 20
-    while load.count(ok=True) < 30 and time.monotonic() < deadline:
-        time.sleep(0.05)
+
+    def wait_ok(n: int) -> None:
+        while load.count(ok=True) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    wait_ok(15)
     middle = time.perf_counter()
+    wait_ok(30)
     stopped_at = time.monotonic()
     result = load.stop()
     # stop() ends the 60 s run at once: only the requests in flight still finish.
