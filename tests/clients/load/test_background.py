@@ -15,13 +15,13 @@ def test_runs_until_stopped_and_keeps_every_outcome(server):
     load = BackgroundLoad(config).start()
     deadline = time.monotonic() + 20
 
-    def wait_ok(n: int) -> None:
-        while load.count(ok=True) < n and time.monotonic() < deadline:
+    def wait_ok(n: int, since: float = 0.0) -> None:
+        while load.count(since, ok=True) < n and time.monotonic() < deadline:
             time.sleep(0.02)
 
     wait_ok(15)
     middle = time.perf_counter()
-    wait_ok(30)
+    wait_ok(15, since=middle)
     stopped_at = time.monotonic()
     result = load.stop()
     # stop() ends the 60 s run at once: only the requests in flight still finish.
