@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -21,6 +22,15 @@ from typing import Self, TypeVar
 
 HOST = "127.0.0.1"
 T = TypeVar("T")
+
+
+def find_binary(name: str) -> str | None:
+    """``name`` on PATH, else Debian's /usr/sbin (nginx lives there, off a user's PATH)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidate = Path("/usr/sbin") / name
+    return str(candidate) if os.access(candidate, os.X_OK) else None
 
 
 def free_port(host: str = HOST) -> int:
