@@ -12,10 +12,7 @@ from bench.scenarios import LOADS, NAIVE_DEFAULTS, Scenario, scenario_key
 
 def plot(scenarios: list[Scenario], in_process: dict[str, dict[int, float]], out: Path) -> Path:
     """Grouped bars of images/s per load, one panel per model, in-process limits as lines."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from clients.plots import saved_figure
 
     series = [
         (NAIVE_DEFAULTS, "v2"),
@@ -26,9 +23,9 @@ def plot(scenarios: list[Scenario], in_process: dict[str, dict[int, float]], out
     ]
     colors = ["#dddddd", "#999999", "#4477aa", "#228833", "#ee6677"]
     models = [*BENCH_MODELS, NULL_MODEL]
-    fig, axes = plt.subplots(1, len(models), figsize=(5 * len(models), 4.5), dpi=100)
     by = {s.key: s for s in scenarios}
-    try:
+    size = {"figsize": (5 * len(models), 4.5), "dpi": 100}
+    with saved_figure(out, 1, len(models), **size) as (fig, axes):
         for ax, model in zip(axes, models, strict=True):
             x = np.arange(len(LOADS))
             width = 0.8 / len(series)
@@ -55,9 +52,4 @@ def plot(scenarios: list[Scenario], in_process: dict[str, dict[int, float]], out
             ax.set_title(model)
             ax.legend(fontsize=7)
         fig.suptitle("digits server vs naive server, null-model ceiling, in-process onnxruntime")
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
-    finally:
-        plt.close(fig)
     return out

@@ -35,31 +35,6 @@ class FailoverReport:
         return dict(self.__dict__)
 
 
-def failover_load(
-    address: str,
-    model: str = "cnn",
-    concurrency: int = 4,
-    images_per_request: int = 4,
-    max_attempts: int = 4,
-    max_seconds: float = 60.0,
-) -> BackgroundLoad:
-    """Closed-loop typed Classify load to ``address`` with the UNAVAILABLE retry policy.
-
-    Bounded by construction: it stops when asked or after ``max_seconds``.
-    """
-    config = LoadConfig(
-        Endpoint(address, options=retry_options(max_attempts)),
-        model,
-        api="typed",
-        concurrency=concurrency,
-        batch=images_per_request,
-        duration=max_seconds,
-        warmup=0,
-        timeout=10,
-    )
-    return BackgroundLoad(config)
-
-
 def run_failover(
     cluster: LocalCluster,
     model: str = "cnn",
@@ -72,7 +47,18 @@ def run_failover(
     t0 = time.monotonic()
     all_up = {r.metrics_target: "up" for r in cluster.replicas}
     targets_before = cluster.wait_targets(all_up)
-    load = failover_load(cluster.lb_address, model=model, concurrency=concurrency).start()
+    # Typed Classify with the UNAVAILABLE retry policy, bounded: stopped below or after 60 s.
+    config = LoadConfig(
+        Endpoint(cluster.lb_address, options=retry_options(max_attempts=4)),
+        model,
+        api="typed",
+        concurrency=concurrency,
+        batch=4,
+        duration=60.0,
+        warmup=0,
+        timeout=10,
+    )
+    load = BackgroundLoad(config).start()
 
     def first_successes() -> bool:
         if not load.running():

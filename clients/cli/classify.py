@@ -6,27 +6,25 @@ import argparse
 import json
 from pathlib import Path
 
-from clients.cli.common import add_connection_args, add_model_args, connect
+from clients.cli.common import add_model_args, connect
 from clients.connection import ClientError
 from serving.api import digits_pb2 as dpb
 from serving.api import digits_pb2_grpc
 
 NAME = "classify"
+HELP = "classify your own PNG/JPEG images"
+DESCRIPTION = (
+    "Send image files (PNG or JPEG, any size, dark-on-light or light-on-dark) "
+    "to the server, which prepares them the MNIST way; print the predicted digit and "
+    "the top 3 probabilities for each file."
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand and its options."""
-    classify = sub.add_parser(
-        NAME,
-        help="classify your own PNG/JPEG images",
-        description="Send image files (PNG or JPEG, any size, dark-on-light or light-on-dark) "
-        "to the server, which prepares them the MNIST way; print the predicted digit and "
-        "the top 3 probabilities for each file.",
-    )
+def add_arguments(classify: argparse.ArgumentParser) -> None:
+    """This subcommand's own options (main adds the connection options)."""
     classify.add_argument("files", nargs="+", type=Path, metavar="FILE", help="PNG/JPEG file")
     add_model_args(classify, default="")
     classify.add_argument("--json", action="store_true", help="print JSON instead of text")
-    add_connection_args(classify)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -7,25 +7,24 @@ from pathlib import Path
 
 import numpy as np
 
-from clients.cli.common import add_connection_args, add_model_args, connect
+from clients.cli.common import add_model_args, connect
 from clients.connection import ClientError, Endpoint
 from serving.api import digits_pb2 as dpb
 from serving.api import digits_pb2_grpc
 
 NAME = "grid"
+HELP = "classify the first 50 MNIST test images and draw them to a PNG"
+DESCRIPTION = (
+    "Send the first 50 MNIST test images to the server and draw them 5 per "
+    "row, each titled with the predicted digit. A wrong prediction is titled "
+    "pred(true) on a red background. The title names the model, version, execution "
+    "provider and the accuracy on these 50 images. MNIST is downloaded once (numpy "
+    "only) and cached."
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand and its options."""
-    grid = sub.add_parser(
-        NAME,
-        help="classify the first 50 MNIST test images and draw them to a PNG",
-        description="Send the first 50 MNIST test images to the server and draw them 5 per "
-        "row, each titled with the predicted digit. A wrong prediction is titled "
-        "pred(true) on a red background. The title names the model, version, execution "
-        "provider and the accuracy on these 50 images. MNIST is downloaded once (numpy "
-        "only) and cached.",
-    )
+def add_arguments(grid: argparse.ArgumentParser) -> None:
+    """This subcommand's own options (main adds the connection options)."""
     add_model_args(grid)
     grid.add_argument("--out", type=Path, default=Path("grid.png"), help="PNG to write")
     grid.add_argument(
@@ -37,7 +36,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     grid.add_argument(
         "--data", type=Path, help="MNIST .npz or IDX directory (default: cache/download)"
     )
-    add_connection_args(grid)
 
 
 def classify_raw(

@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from clients.cli.common import add_connection_args, connect
+from clients.cli.common import connect
 from clients.connection import health_status
 
 NAME = "health"
+HELP = "print the server's (or a model's) health; exit 0 only when SERVING"
+DESCRIPTION = "Ask grpc.health.v1 for the server's status (or one model's with --model)."
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand and its options."""
-    health = sub.add_parser(
-        NAME,
-        help="print the server's (or a model's) health; exit 0 only when SERVING",
-        description="Ask grpc.health.v1 for the server's status (or one model's with --model).",
-    )
+def add_arguments(health: argparse.ArgumentParser) -> None:
+    """This subcommand's own options (main adds the connection options)."""
     health.add_argument("--model", default="", help="a model name (default: whole server)")
-    add_connection_args(health)
 
 
 def run(args: argparse.Namespace) -> int:

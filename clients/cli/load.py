@@ -8,23 +8,22 @@ import math
 import sys
 from pathlib import Path
 
-from clients.cli.common import PROG, add_connection_args, add_model_args, connect
+from clients.cli.common import PROG, add_model_args, connect
 from clients.connection import ClientError
 from clients.load import APIS, LoadConfig, Progress, ProgressFn, run_load_sync
 
 NAME = "load"
+HELP = "closed-loop load test: throughput, latency percentiles, errors"
+DESCRIPTION = (
+    "Keep CONCURRENCY requests of BATCH images in flight for DURATION seconds "
+    "(after a warm-up that is not measured), check every response (image count, labels, "
+    "probabilities summing to 1) and report images/s, requests/s, latency p50/p90/p99/max "
+    "and errors by status code. Exits 1 if any request failed or was wrong."
+)
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand and its options."""
-    load = sub.add_parser(
-        NAME,
-        help="closed-loop load test: throughput, latency percentiles, errors",
-        description="Keep CONCURRENCY requests of BATCH images in flight for DURATION seconds "
-        "(after a warm-up that is not measured), check every response (image count, labels, "
-        "probabilities summing to 1) and report images/s, requests/s, latency p50/p90/p99/max "
-        "and errors by status code. Exits 1 if any request failed or was wrong.",
-    )
+def add_arguments(load: argparse.ArgumentParser) -> None:
+    """This subcommand's own options (main adds the connection options)."""
     add_model_args(load)
     load.add_argument(
         "--api",
@@ -56,7 +55,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--plot", type=Path, metavar="PNG", help="write latency histogram + throughput"
     )
     load.add_argument("--quiet", "-q", action="store_true", help="no progress line on stderr")
-    add_connection_args(load)
 
 
 def progress_printer() -> ProgressFn:

@@ -2,7 +2,8 @@
 
 Subcommands: ``grid`` (picture of 50 classified MNIST digits), ``classify``
 (your own PNG/JPEG files), ``load`` (closed-loop load test), ``health`` and
-``models``; one module each in this package. Failures print one line to stderr and
+``models``; one module each in this package, with NAME, HELP, DESCRIPTION,
+``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line to stderr and
 exit non-zero.
 """
 
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 import grpc
 
 from clients.cli import classify, grid, health, load, models
-from clients.cli.common import PROG
+from clients.cli.common import PROG, add_connection_args
 from clients.connection import ClientError, status_line
 
 EXAMPLES = """\
@@ -43,7 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
-        module.register(sub)
+        command = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION)
+        module.add_arguments(command)
+        add_connection_args(command)
     return parser
 
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import json
 
-from clients.cli.common import add_connection_args, connect
+from clients.cli.common import connect
 from serving.api import digits_pb2 as dpb
 from serving.api import digits_pb2_grpc
 
 NAME = "models"
+HELP = "list the models the server has loaded"
+DESCRIPTION = None
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    """Add the subcommand and its options."""
-    models = sub.add_parser(NAME, help="list the models the server has loaded")
+def add_arguments(models: argparse.ArgumentParser) -> None:
+    """This subcommand's own options (main adds the connection options)."""
     models.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    add_connection_args(models)
 
 
 def run(args: argparse.Namespace) -> int:
