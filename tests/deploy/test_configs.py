@@ -22,9 +22,8 @@ from clients.processes import find_binary, free_port
 from deploy.nginx_conf import render_local
 from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
-from serving.settings import Settings
 from tests.deploy.helpers import DEPLOY
-from tests.helpers.server_thread import ServerThread
+from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_softmax, publish
 
 NGINX = find_binary("nginx")
@@ -156,16 +155,11 @@ def test_dashboard_datasource_is_the_provisioned_one():
 
 
 def loopback_server(root: Path) -> ServerThread:
-    """A started server on 127.0.0.1 (free port) serving ``root``."""
-    settings = Settings(
-        model_repository=root,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=-1,
-        repository_poll_seconds=0,
-        grace_seconds=1,
-    )
-    return ServerThread(settings).start()
+    """A started server on 127.0.0.1 serving ``root``, every listener on port 0.
+
+    (A default port would collide with the module's other server, or anything on 8000.)
+    """
+    return ServerThread(loopback_settings(root)).start()
 
 
 @pytest.fixture(scope="module")
