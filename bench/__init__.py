@@ -1,1 +1,1 @@
-"""Benchmarks of the digits server (run python -m bench.bench)."""
+"""Benchmarks of the digits server (run python -m bench; see bench.cli)."""

@@ -10,12 +10,14 @@ is what ``InferenceSession(path)`` in a first attempt gets.
 
     python bench/naive_server.py --model-repository DIR [--port 0] [--workers 10]
 
-Prints ``naive-server ready on port N`` once listening; SIGTERM stops it.
+Prints ``naive-server ready grpc=N http=-1 metrics=-1 pid=P`` once listening (the digits
+server's ready line, parsed by clients.server_process); SIGTERM stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -28,6 +30,7 @@ import numpy as np
 import onnxruntime as ort
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
+from clients.server_process import ReadyLine
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.runtime.onnx import RuntimeConfig
@@ -136,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    print(f"naive-server ready on port {port} (models {sorted(sessions)})", flush=True)
+    print(f"naive-server: models {sorted(sessions)}", flush=True)
+    print(ReadyLine("naive-server", port, None, None, os.getpid()).format(), flush=True)
     server.wait_for_termination()
     return 0
 

@@ -17,7 +17,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 # Generous limits: a batch of 1024 float32 images is 3.2 MB, over gRPC's 4 MB
 # default once a few of them share a stream.
-CHANNEL_OPTIONS: list[tuple[str, int]] = [
+ChannelOption = tuple[str, int | str]
+CHANNEL_OPTIONS: list[ChannelOption] = [
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),
 ]
@@ -37,6 +38,8 @@ class Endpoint:
     tls_ca: Path | None = None
     # Bearer token sent on every RPC (the server's --auth-token).
     token: str | None = None
+    # More gRPC channel options (e.g. a retry policy), after the defaults.
+    options: tuple[ChannelOption, ...] = ()
 
     def metadata(self) -> tuple[tuple[str, str], ...]:
         """Call metadata: the bearer token when one is configured."""
@@ -51,17 +54,21 @@ class Endpoint:
         except OSError as exc:
             raise ClientError(f"cannot read --tls-ca {self.tls_ca}: {exc.strerror}") from None
 
-    def channel(self, extra_options: list[tuple[str, int]] | None = None) -> grpc.Channel:
+    def channel_options(self, extra: list[ChannelOption] | None = None) -> list[ChannelOption]:
+        """The defaults, then this endpoint's options, then ``extra``."""
+        return CHANNEL_OPTIONS + list(self.options) + (extra or [])
+
+    def channel(self, extra_options: list[ChannelOption] | None = None) -> grpc.Channel:
         """A blocking channel (for the one-shot commands)."""
-        options = CHANNEL_OPTIONS + (extra_options or [])
+        options = self.channel_options(extra_options)
         credentials = self.credentials()
         if credentials is None:
             return grpc.insecure_channel(self.address, options=options)
         return grpc.secure_channel(self.address, credentials, options=options)
 
-    def aio_channel(self, extra_options: list[tuple[str, int]] | None = None) -> grpc.aio.Channel:
+    def aio_channel(self, extra_options: list[ChannelOption] | None = None) -> grpc.aio.Channel:
         """An asyncio channel (for the load generator); create it inside the running loop."""
-        options = CHANNEL_OPTIONS + (extra_options or [])
+        options = self.channel_options(extra_options)
         credentials = self.credentials()
         if credentials is None:
             return grpc.aio.insecure_channel(self.address, options=options)

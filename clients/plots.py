@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -13,6 +16,19 @@ import numpy as np
 from matplotlib.ticker import ScalarFormatter
 
 from clients.load import LoadResult
+
+
+@contextlib.contextmanager
+def saved_figure(out: Path, rows: int, cols: int, **figure: Any) -> Iterator[tuple[Any, Any]]:
+    """``(fig, axes)`` to draw on; written to ``out`` as PNG on success, always closed."""
+    fig, axes = plt.subplots(rows, cols, **figure)
+    try:
+        yield fig, axes
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(out)
+    finally:
+        plt.close(fig)
 
 
 def throughput_series(result: LoadResult, bins: int = 40) -> tuple[np.ndarray, np.ndarray]:
@@ -29,8 +45,7 @@ def throughput_series(result: LoadResult, bins: int = 40) -> tuple[np.ndarray, n
 
 def plot_load(result: LoadResult, out: Path) -> Path:
     """Write a two-panel PNG for ``result`` to ``out`` and return the path."""
-    fig, (hist, rate) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    try:
+    with saved_figure(out, 1, 2, figsize=(11, 4), dpi=100) as (fig, (hist, rate)):
         title = (
             f"{result.api} API, {result.model} v{result.version}, batch {result.batch}, "
             f"concurrency {result.concurrency}: {result.images_per_s:.0f} images/s, "
@@ -62,9 +77,4 @@ def plot_load(result: LoadResult, out: Path) -> Path:
         rate.set_xlabel("time since warm-up ended (s)")
         rate.set_ylabel("images/s")
         rate.set_title("throughput", fontsize=9)
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out)
-    finally:
-        plt.close(fig)
     return out

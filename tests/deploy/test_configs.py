@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deploy.local_cluster import find_binary, free_port, render_nginx_conf, render_prometheus_conf
+from clients.processes import find_binary, free_port
+from deploy.nginx_conf import render_local
+from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
-from serving.settings import Settings
 from tests.deploy.helpers import DEPLOY
-from tests.helpers.server_thread import ServerThread
+from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_softmax, publish
 
 NGINX = find_binary("nginx")
@@ -67,7 +68,7 @@ def test_compose_nginx_conf_passes_nginx_t(tmp_path):
 
 @needs_nginx
 def test_local_cluster_nginx_conf_passes_nginx_t(tmp_path):
-    text = render_nginx_conf(tmp_path, free_port(), ["127.0.0.1:1", "127.0.0.1:2"])
+    text = render_local(tmp_path, free_port(), ["127.0.0.1:1", "127.0.0.1:2"])
     result = nginx_test(text, tmp_path)
     assert result.returncode == 0, result.stderr
 
@@ -75,7 +76,7 @@ def test_local_cluster_nginx_conf_passes_nginx_t(tmp_path):
 def test_local_and_compose_nginx_share_the_proxy_settings(tmp_path):
     """The local twin keeps the settings the failover behaviour depends on."""
     compose = (DEPLOY / "nginx" / "nginx.conf").read_text()
-    local = render_nginx_conf(tmp_path, 1, ["127.0.0.1:1"])
+    local = render_local(tmp_path, 1, ["127.0.0.1:1"])
     for directive in (
         "grpc_pass grpc://digits;",
         "grpc_next_upstream error timeout non_idempotent;",
@@ -154,16 +155,11 @@ def test_dashboard_datasource_is_the_provisioned_one():
 
 
 def loopback_server(root: Path) -> ServerThread:
-    """A started server on 127.0.0.1 (free port) serving ``root``."""
-    settings = Settings(
-        model_repository=root,
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        metrics_port=-1,
-        repository_poll_seconds=0,
-        grace_seconds=1,
-    )
-    return ServerThread(settings).start()
+    """A started server on 127.0.0.1 serving ``root``, every listener on port 0.
+
+    (A default port would collide with the module's other server, or anything on 8000.)
+    """
+    return ServerThread(loopback_settings(root)).start()
 
 
 @pytest.fixture(scope="module")

@@ -23,18 +23,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from deploy.local_cluster import (
-    LocalCluster,
-    find_binary,
-    free_port,
-    http_get,
-    port_open,
-    render_nginx_conf,
-    retrying_channel,
-    run_failover,
-    spawn,
-    wait_for,
-)
+from clients.processes import ChildProcess, find_binary, free_port, wait_for
+from deploy.cluster import LocalCluster
+from deploy.failover import run_failover
+from deploy.retry import retrying_channel
+from deploy.services import http_get, start_nginx
 from serving.api import digits_pb2, digits_pb2_grpc
 from tests.deploy.helpers import DEPLOY
 from tests.helpers.tiny_models import linear_softmax, publish
@@ -131,20 +124,11 @@ def test_nginx_turns_a_dead_replica_into_a_retryable_unavailable(tmp_path: Path)
     nginx fronts a single upstream where nothing listens, so every attempt fails inside
     nginx; its access log then counts the attempts the client made.
     """
-    prefix = tmp_path / "nginx"
-    prefix.mkdir()
-    port, nothing_there = free_port(), free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(render_nginx_conf(prefix, port, [f"127.0.0.1:{nothing_there}"]))
-    nginx = spawn(
-        "nginx",
-        [str(find_binary("nginx")), "-p", str(prefix), "-c", str(conf), "-e", "stderr"],
-        tmp_path / "nginx.log",
-    )
-    access_log = prefix / "nginx-access.log"
+    # Nothing listens on the upstream port (picked free, never bound).
+    nginx, port = start_nginx(tmp_path, [f"127.0.0.1:{free_port()}"])
+    access_log = tmp_path / "nginx" / "nginx-access.log"
     request = digits_pb2.ClassifyRequest(model="cnn")
     try:
-        wait_for("nginx to listen", lambda: port_open(port, nginx), 15)
         attempts = {}
         for policy in (4, None):
             before = len(access_log.read_text().splitlines()) if access_log.exists() else 0
@@ -181,8 +165,7 @@ def test_script_up_runs_until_sigterm_and_stops_its_children(tmp_path: Path):
     repo = tmp_path / "models"
     publish(repo, "cnn", 1, linear_softmax(seed=1))
     log = tmp_path / "up.log"
-    script = spawn(
-        "local-cluster.sh",
+    script = ChildProcess(
         [
             str(DEPLOY / "local-cluster.sh"),
             "up",
@@ -193,7 +176,8 @@ def test_script_up_runs_until_sigterm_and_stops_its_children(tmp_path: Path):
             "--workdir",
             str(tmp_path / "work"),
         ],
-        log,
+        log_path=log,
+        new_session=True,
     )
     children: list[int] = []
     try:

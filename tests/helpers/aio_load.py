@@ -1,4 +1,4 @@
-"""A closed-loop V2 load for reliability tests, sampling the server's RSS from /proc."""
+"""The project's load generator driven for reliability tests, sampling the server's RSS."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import grpc
 import numpy as np
 
-from serving.api import open_inference_pb2_grpc
-from tests.helpers.requests import random_images, v2_request
+from clients.connection import Endpoint
+from clients.load import LoadConfig, Outcome, run_load
 
 
 def rss_mb(pid: int) -> float:
@@ -25,7 +24,7 @@ def rss_mb(pid: int) -> float:
 
 @dataclass
 class LoadResult:
-    """What a load run saw."""
+    """What a load run saw, per request (codes include OK) and over time."""
 
     codes: Counter = field(default_factory=Counter)
     ok_latency: list[tuple[float, float]] = field(default_factory=list)  # (when, seconds)
@@ -45,37 +44,39 @@ class LoadResult:
 
 
 async def drive(
-    address: str, pid: int, concurrency: int, batch: int, seconds: float, backoff: float = 0.005
+    address: str, pid: int, concurrency: int, batch: int, seconds: float, model: str = "cnn"
 ) -> LoadResult:
-    """``concurrency`` workers send ``batch``-image ModelInfer requests for ``seconds``."""
-    request = v2_request(random_images(batch, seed=1))
+    """``concurrency`` workers send verified ``batch``-image ModelInfer requests for ``seconds``."""
+    config = LoadConfig(
+        Endpoint(address),
+        model,
+        api="v2",
+        concurrency=concurrency,
+        batch=batch,
+        duration=seconds,
+        warmup=0,
+    )
     result = LoadResult()
-    start = time.monotonic()
-    end = start + seconds
-    async with grpc.aio.insecure_channel(
-        address, options=[("grpc.max_send_message_length", 64 << 20)]
-    ) as channel:
-        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+    start = time.perf_counter()
+    finished = asyncio.Event()
 
-        async def worker() -> None:
-            while time.monotonic() < end:
-                t0 = time.monotonic()
-                try:
-                    response = await stub.ModelInfer(request, timeout=30)
-                    assert response.outputs[0].shape == [batch, 10]
-                    result.codes["OK"] += 1
-                    result.ok_latency.append((t0 - start, time.monotonic() - t0))
-                except grpc.aio.AioRpcError as exc:
-                    result.codes[exc.code().name] += 1
-                    if exc.code() is grpc.StatusCode.RESOURCE_EXHAUSTED:
-                        result.reject_latency.append(time.monotonic() - t0)
-                        await asyncio.sleep(backoff)
+    def record(outcome: Outcome) -> None:
+        result.codes[outcome.code] += 1
+        if outcome.ok:
+            result.ok_latency.append((outcome.started - start, outcome.seconds))
+        elif outcome.code == "RESOURCE_EXHAUSTED":
+            result.reject_latency.append(outcome.seconds)
 
-        async def sampler() -> None:
-            while time.monotonic() < end:
-                result.rss.append((time.monotonic() - start, rss_mb(pid)))
-                await asyncio.sleep(0.25)
+    async def sampler() -> None:
+        while not finished.is_set():
+            result.rss.append((time.perf_counter() - start, rss_mb(pid)))
+            await asyncio.sleep(0.25)
 
-        await asyncio.gather(sampler(), *(worker() for _ in range(concurrency)))
-    result.elapsed = time.monotonic() - start
+    sampling = asyncio.create_task(sampler())
+    try:
+        await run_load(config, on_outcome=record)
+    finally:
+        finished.set()
+        await sampling
+    result.elapsed = time.perf_counter() - start
     return result

@@ -19,7 +19,7 @@ from PIL import Image, ImageDraw
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
 from tests.helpers.aio_load import rss_mb
-from tests.serving.test_main import start, wait_ready
+from tests.serving.test_main import start
 
 SHIPPED = Path(__file__).resolve().parents[2] / "model_repository"
 SIDE = 6000
@@ -41,9 +41,9 @@ def huge_seven() -> bytes:
 
 def test_sixteen_huge_pngs_at_once_stay_within_memory_bounds_and_read_right():
     png = huge_seven()
-    proc, port = start(SHIPPED, "--repository-poll-seconds", "0")
-    try:
-        wait_ready(proc)
+    with start(SHIPPED, "--repository-poll-seconds", "0") as proc:
+        proc.wait_ready()
+        address = proc.grpc_address
         idle = rss_mb(proc.pid)
         peak = idle
         labels: list[str] = []
@@ -51,7 +51,7 @@ def test_sixteen_huge_pngs_at_once_stay_within_memory_bounds_and_read_right():
 
         def classify() -> None:
             try:
-                with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+                with grpc.insecure_channel(address) as channel:
                     stub = digits_pb2_grpc.DigitClassifierStub(channel)
                     request = pb.ClassifyRequest(
                         model="cnn", encoded=pb.EncodedImages(images=[png])
@@ -70,9 +70,6 @@ def test_sixteen_huge_pngs_at_once_stay_within_memory_bounds_and_read_right():
         elapsed = time.monotonic() - started
         time.sleep(5)
         settled = rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(20)
     print(
         f"\n{CLIENTS} x {SIDE}x{SIDE} PNG ({len(png) / 1024:.0f} KB each) in {elapsed:.1f} s: "
         f"rss idle {idle:.0f} MB, peak +{peak - idle:.0f} MB, 5 s later +{settled - idle:.0f} MB"

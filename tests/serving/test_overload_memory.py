@@ -12,13 +12,13 @@ import asyncio
 import numpy as np
 
 from tests.helpers.aio_load import drive, rss_mb
-from tests.serving.test_main import start, wait_ready
+from tests.serving.test_main import start
 
 RSS_BOUND_MB = 400  # growth allowed over the idle server during overload
 
 
 def test_overload_is_refused_fast_and_memory_stays_bounded(repo):
-    proc, port = start(
+    with start(
         repo,
         "--max-queue-images",
         "1024",
@@ -26,18 +26,14 @@ def test_overload_is_refused_fast_and_memory_stays_bounded(repo):
         "256",
         "--max-images-per-request",
         "256",
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_ready(proc)
+    ) as proc:
+        proc.wait_ready()
+        address = proc.grpc_address
         idle = rss_mb(proc.pid)
         before = asyncio.run(drive(address, proc.pid, 4, 64, 2))
         over = asyncio.run(drive(address, proc.pid, 64, 256, 5))
         after = asyncio.run(drive(address, proc.pid, 4, 64, 2))
         final = rss_mb(proc.pid)
-    finally:
-        proc.terminate()
-        proc.wait(20)
     peak = max(mb for _, mb in over.rss)
     rejects = over.reject_latency
     p50_reject = float(np.percentile(rejects, 50)) if rejects else 0.0

@@ -15,7 +15,7 @@ import os
 import pytest
 
 from tests.helpers.aio_load import drive
-from tests.serving.test_main import start, wait_ready
+from tests.serving.test_main import start
 
 SECONDS = float(os.environ.get("SOAK_SECONDS", "300"))
 GROWTH_MB = float(os.environ.get("SOAK_RSS_GROWTH_MB", "50"))
@@ -24,13 +24,9 @@ GROWTH_MB = float(os.environ.get("SOAK_RSS_GROWTH_MB", "50"))
 @pytest.mark.slow
 @pytest.mark.timeout(SECONDS + 120)
 def test_soak(repo):
-    proc, port = start(repo)
-    try:
-        wait_ready(proc)
-        result = asyncio.run(drive(f"127.0.0.1:{port}", proc.pid, 16, 4, SECONDS))
-    finally:
-        proc.terminate()
-        proc.wait(20)
+    with start(repo) as proc:
+        proc.wait_ready()
+        result = asyncio.run(drive(proc.grpc_address, proc.pid, 16, 4, SECONDS))
     window = min(60.0, SECONDS / 5)
     warm = [mb for t, mb in result.rss if window <= t < 2 * window]
     last = [mb for t, mb in result.rss if t >= SECONDS - window]

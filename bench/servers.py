@@ -1,0 +1,61 @@
+"""The servers under test, started as child processes on port 0, and their metrics."""
+
+from __future__ import annotations
+
+import re
+import sys
+import urllib.request
+from collections.abc import Sequence
+from pathlib import Path
+
+from bench.host import ROOT
+from clients.server_process import ServerProcess, serve_argv
+
+READY_TIMEOUT_S = 120.0
+
+
+def _started(name: str, argv: list[str]) -> ServerProcess:
+    server = ServerProcess(argv, name=name, cwd=ROOT)
+    try:
+        server.wait_ready(READY_TIMEOUT_S)
+    except BaseException:
+        server.close()
+        raise
+    return server
+
+
+def start_digits_server(repository: Path, extra: Sequence[str] = ()) -> ServerProcess:
+    """``python -m serving`` on ``repository``, loopback ports picked by the OS, ready."""
+    argv = serve_argv(repository, "--repository-poll-seconds", "0", "--log-level", "warning")
+    return _started("digits-server", [*argv, *extra])
+
+
+def start_naive_server(repository: Path, session_options: str = "server") -> ServerProcess:
+    """``bench/naive_server.py`` on ``repository`` (server or onnxruntime-default sessions)."""
+    argv = [
+        sys.executable,
+        str(ROOT / "bench" / "naive_server.py"),
+        "--model-repository",
+        str(repository),
+        "--port",
+        "0",
+        "--session-options",
+        session_options,
+    ]
+    return _started("naive-server", argv)
+
+
+def scrape_batches(metrics_port: int, model: str) -> tuple[float, float]:
+    """(sum, count) of the server's digits_batch_size histogram for ``model``."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = count = 0.0
+    for name, sink in (("digits_batch_size_sum", "sum"), ("digits_batch_size_count", "count")):
+        for match in re.finditer(rf"^{name}\{{([^}}]*)\}} (\S+)$", text, re.MULTILINE):
+            if f'model="{model}"' in match.group(1):
+                value = float(match.group(2))
+                if sink == "sum":
+                    total += value
+                else:
+                    count += value
+    return total, count

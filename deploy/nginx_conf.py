@@ -1,0 +1,120 @@
+"""nginx configs rendered from one template, ``deploy/nginx/nginx.conf.template``.
+
+The checked-in ``deploy/nginx/nginx.conf`` (docker compose) is the rendering of
+:data:`COMPOSE`; the local cluster renders :func:`local` into its work directory. Both
+share every proxy setting the failover behaviour depends on, because both come from the
+same text. After changing the template or the defaults, regenerate the checked-in file::
+
+    python -m deploy.nginx_conf > deploy/nginx/nginx.conf
+
+Placeholders are ``{{ name }}`` (nginx's own ``$variables`` stay untouched). A placeholder
+alone on its line takes a list of lines, each indented like it; an empty list drops the
+line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+NGINX_DIR = Path(__file__).resolve().parent / "nginx"
+TEMPLATE = NGINX_DIR / "nginx.conf.template"
+CHECKED_IN = NGINX_DIR / "nginx.conf"
+_PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
+_LINE_PLACEHOLDER = re.compile(r"^(\s*)\{\{ (\w+) \}\}\s*$")
+_TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+@dataclass(frozen=True)
+class NginxConfig:
+    """The values that differ between renderings."""
+
+    header: str
+    grpc_listen: str
+    grpc_upstreams: tuple[str, ...]
+    access_log: str
+    worker_processes: str = "auto"
+    worker_connections: int = 4096
+    keepalive: int = 64
+    connect_timeout: str = "2s"
+    rpc_timeout: str = "300s"
+    # Lines before `worker_processes` (foreground mode, pid and error log of a local run).
+    process_directives: tuple[str, ...] = ()
+    # Where nginx writes request bodies etc. (a local run keeps them in its work directory).
+    temp_paths: tuple[str, ...] = field(default_factory=tuple)
+
+    def values(self) -> dict[str, str | Sequence[str]]:
+        """What each placeholder becomes."""
+        values: dict[str, str | Sequence[str]] = {
+            k: v if isinstance(v, tuple) else str(v) for k, v in asdict(self).items()
+        }
+        del values["grpc_upstreams"]
+        values["grpc_upstream_servers"] = [
+            f"server {u} max_fails=1 fail_timeout=10s;" for u in self.grpc_upstreams
+        ]
+        return values
+
+
+# docker compose --profile scale: compose service names, the port clients use.
+COMPOSE = NginxConfig(
+    header="Rendered from deploy/nginx/nginx.conf.template by python -m deploy.nginx_conf: "
+    "edit those.",
+    grpc_listen="8000",
+    grpc_upstreams=("server:8001", "server-2:8001", "server-3:8001"),
+    access_log="/dev/stdout",
+)
+
+
+def local(
+    workdir: Path, listen_port: int, upstreams: Sequence[str], host: str = "127.0.0.1"
+) -> NginxConfig:
+    """A foreground, unprivileged gRPC proxy on loopback, every file it writes in ``workdir``.
+
+    Nothing goes to /var or /run, so several clusters can run side by side. Shorter
+    timeouts than compose: a local run (and its tests) should fail fast.
+    """
+    return replace(
+        COMPOSE,
+        header="Rendered by deploy/local_cluster.py from deploy/nginx/nginx.conf.template.",
+        grpc_listen=f"{host}:{listen_port}",
+        grpc_upstreams=tuple(upstreams),
+        access_log=str(workdir / "nginx-access.log"),
+        worker_processes="1",
+        worker_connections=1024,
+        keepalive=32,
+        connect_timeout="1s",
+        rpc_timeout="60s",
+        process_directives=(
+            "daemon off;",
+            "master_process on;",
+            f"pid {workdir}/nginx.pid;",
+            f"error_log {workdir}/nginx-error.log notice;",
+        ),
+        temp_paths=tuple(f"{kind}_temp_path {workdir / kind};" for kind in _TEMP_KINDS),
+    )
+
+
+def render(config: NginxConfig, template: str | None = None) -> str:
+    """The template with ``config``'s values; raises KeyError for an unknown placeholder."""
+    text = TEMPLATE.read_text() if template is None else template
+    values = config.values()
+    out: list[str] = []
+    for line in text.splitlines():
+        whole = _LINE_PLACEHOLDER.match(line)
+        if whole is not None and not isinstance(values[whole.group(2)], str):
+            out.extend(whole.group(1) + item for item in values[whole.group(2)])
+            continue
+        out.append(_PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), line))
+    return "\n".join(out) + "\n"
+
+
+def render_local(workdir: Path, listen_port: int, upstreams: Sequence[str]) -> str:
+    """The local cluster's nginx.conf (see :func:`local`)."""
+    return render(local(workdir, listen_port, upstreams))
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render(COMPOSE))
