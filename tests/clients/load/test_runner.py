@@ -3,28 +3,25 @@
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
 
 from clients.connection import ClientError, Endpoint
-from clients.load import LoadConfig, run_load_sync
+from clients.load import LoadConfig, LoadResult, run_load_sync
 from serving.api import digits_pb2_grpc
 from tests.clients.load.responses import typed_response
 
 
+def run(address: str, model: str = "cnn", **settings: Any) -> LoadResult:
+    """One closed-loop run (no warm-up unless given) against ``address``."""
+    return run_load_sync(LoadConfig(Endpoint(address), model, **{"warmup": 0, **settings}))
+
+
 @pytest.mark.parametrize("api", ["typed", "v2", "stream"])
 def test_two_seconds_without_errors(server, api):
-    config = LoadConfig(
-        Endpoint(server.address),
-        "cnn",
-        api=api,
-        concurrency=8,
-        batch=4,
-        duration=2.0,
-        warmup=0.2,
-    )
-    result = run_load_sync(config)
+    result = run(server.address, api=api, concurrency=8, batch=4, duration=2.0, warmup=0.2)
     assert result.errors == {}
     assert result.requests > 20 and result.images == result.requests * 4
     assert 1.9 <= result.elapsed <= 3.0
@@ -33,26 +30,23 @@ def test_two_seconds_without_errors(server, api):
 
 
 def test_max_requests_bounds_the_run(server):
-    config = LoadConfig(
-        Endpoint(server.address),
+    result = run(
+        server.address,
         "one_vs_rest",
         api="stream",
         concurrency=4,
         duration=30,
-        warmup=0,
         max_requests=40,
         streams=2,
     )
-    result = run_load_sync(config)
     # Workers stop starting requests at 40; the few already in flight still finish.
     assert result.errors == {} and 40 <= result.requests < 44
     assert result.elapsed < 10
 
 
 def test_unknown_model_fails_fast_with_one_message(server):
-    config = LoadConfig(Endpoint(server.address), "nope", duration=1, warmup=0)
     with pytest.raises(ClientError, match="NOT_FOUND"):
-        run_load_sync(config)
+        run(server.address, "nope", duration=1)
 
 
 class _MisbehavingServer(digits_pb2_grpc.DigitClassifierServicer):
@@ -87,26 +81,15 @@ def misbehaving_server():
 
 
 def test_wrong_answers_are_counted_as_errors(misbehaving_server):
-    config = LoadConfig(
-        Endpoint(misbehaving_server), "cnn", concurrency=2, batch=2, duration=0.5, warmup=0
-    )
-    result = run_load_sync(config)
+    result = run(misbehaving_server, concurrency=2, batch=2, duration=0.5)
     assert result.requests > 5 and result.errors.get("INVALID_RESPONSE", 0) > 5
     assert set(result.errors) == {"INVALID_RESPONSE"}
 
 
 def test_unanswered_stream_requests_end_the_run(misbehaving_server):
-    config = LoadConfig(
-        Endpoint(misbehaving_server),
-        "cnn",
-        api="stream",
-        concurrency=3,
-        batch=2,
-        duration=0.2,
-        warmup=0,
-        timeout=0.5,
-    )
     started = time.monotonic()
-    result = run_load_sync(config)
+    result = run(
+        misbehaving_server, api="stream", concurrency=3, batch=2, duration=0.2, timeout=0.5
+    )
     assert result.requests == 0 and result.errors == {"DEADLINE_EXCEEDED": 3}
     assert time.monotonic() - started < 8
