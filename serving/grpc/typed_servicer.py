@@ -13,7 +13,7 @@ from serving.errors import InvalidInput
 from serving.grpc.status import status_of
 from serving.grpc.streaming import pump
 from serving.grpc.typed_converters import model_info_to_pb, raw_images, response_to_pb
-from serving.request_context import client_message, current_request, note_model
+from serving.request_context import client_message, current_request_id, note_model
 
 
 class TypedServicer(pb_grpc.DigitClassifierServicer):
@@ -49,8 +49,7 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
     async def ClassifyStream(
         self, requests: AsyncIterator[pb.ClassifyRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ClassifyStreamResponse]:
-        info = current_request.get()
-        stream_id = info.request_id if info else ""
+        stream_id = current_request_id()
 
         async def handle(request: pb.ClassifyRequest) -> pb.ClassifyStreamResponse:
             return pb.ClassifyStreamResponse(

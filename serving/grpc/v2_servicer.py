@@ -11,7 +11,7 @@ from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.grpc.streaming import pump
 from serving.grpc.v2_converters import inputs_from_pb, metadata_to_pb, response_to_pb
-from serving.request_context import client_message, current_request, note_model
+from serving.request_context import client_message, current_request_id, note_model
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -72,8 +72,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.ModelStreamInferResponse]:
-        info = current_request.get()
-        request_id = info.request_id if info else ""
+        request_id = current_request_id()
 
         async def handle(request: pb.ModelInferRequest) -> pb.ModelStreamInferResponse:
             response = await self._infer(request, context.time_remaining())
