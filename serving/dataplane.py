@@ -20,16 +20,21 @@ from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, Permissio
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
+from serving.runtime.providers import CUDA
 from serving.tensors import NUMPY_TO_V2, V2_TO_NUMPY
 from serving.types import (
     IndexEntry,
     InferResult,
+    ModelConfig,
     ModelMetadata,
+    ModelStats,
     ModelSummary,
     ServerInfo,
 )
 
 SERVER_NAME = "digits-server"
+# Triton's backend name for what platform "onnxruntime_onnx" runs on.
+BACKEND = "onnxruntime"
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,20 +234,21 @@ class DataPlane:
         are dropped with DeadlineExceeded and never computed.
         """
         target = self.resolve(name, version)
-        if len(inputs) != 1:
-            raise InvalidInput(
-                f"expected exactly 1 input tensor, got {len(inputs)}: model {target.name!r} "
-                f"takes {target.manifest.input.describe()} (see its metadata)"
-            )
-        input_name, tensor = inputs[0]
-        batch = self.check_tensor(target, tensor, input_name)
-        output_name = target.manifest.output.name
-        for requested in outputs:
-            if requested != output_name:
+        with target.stats.request():
+            if len(inputs) != 1:
                 raise InvalidInput(
-                    f"model {target.name!r} has no output {requested!r}; it has {output_name!r}"
+                    f"expected exactly 1 input tensor, got {len(inputs)}: model {target.name!r} "
+                    f"takes {target.manifest.input.describe()} (see its metadata)"
                 )
-        return await self._run(target, batch, deadline)
+            input_name, tensor = inputs[0]
+            batch = self.check_tensor(target, tensor, input_name)
+            output_name = target.manifest.output.name
+            for requested in outputs:
+                if requested != output_name:
+                    raise InvalidInput(
+                        f"model {target.name!r} has no output {requested!r}; it has {output_name!r}"
+                    )
+            return await self._run(target, batch, deadline)
 
     async def classify_pixels(
         self,
@@ -254,13 +260,14 @@ class DataPlane:
     ) -> InferResult:
         """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
         target = self.resolve(name, version)
-        if pixels.dtype == np.uint8:
-            # Same normalisation as training: pixel / 255.
-            pixels = pixels.astype(np.float32) * np.float32(PIXEL_SCALE)
-        elif pixels.dtype != np.float32:
-            raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
-        batch = self.check_tensor(target, pixels)
-        return await self._run(target, batch, deadline, batch if keep_prepared else None)
+        with target.stats.request():
+            if pixels.dtype == np.uint8:
+                # Same normalisation as training: pixel / 255.
+                pixels = pixels.astype(np.float32) * np.float32(PIXEL_SCALE)
+            elif pixels.dtype != np.float32:
+                raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
+            batch = self.check_tensor(target, pixels)
+            return await self._run(target, batch, deadline, batch if keep_prepared else None)
 
     async def classify_encoded(
         self,
@@ -274,9 +281,10 @@ class DataPlane:
         self._check_count(len(files), "encoded images")
         # Decoding is the expensive part: an unknown model fails before it.
         target = self.resolve(name, version)
-        images = await self._decoder.prepare(files)
-        batch = self.check_tensor(target, images)
-        return await self._run(target, batch, deadline, batch if keep_prepared else None)
+        with target.stats.request():
+            images = await self._decoder.prepare(files)
+            batch = self.check_tensor(target, images)
+            return await self._run(target, batch, deadline, batch if keep_prepared else None)
 
     async def _run(
         self,
@@ -285,10 +293,58 @@ class DataPlane:
         deadline: float | None,
         prepared: np.ndarray | None = None,
     ) -> InferResult:
+        # Callers hold ``target.stats.request()`` around this and their checks, so every
+        # request that reached a model counts once: success, or failure with its reason.
         rows = await target.batcher.submit(batch, deadline)
         return InferResult(
             rows, target.name, target.version, target.model.provider, target.manifest, prepared
         )
+
+    # ------------------------------------------------------------------ Triton extensions
+
+    def model_config(self, name: str, version: str = "") -> ModelConfig:
+        """How a model version is served (Triton's model-configuration extension).
+
+        Tensors keep their full shapes (-1 = batch); transports drop the batch dimension,
+        as Triton shows dims when ``max_batch_size`` > 0. Batching values are the ones this
+        version's batcher uses.
+        """
+        target = self.resolve(name, version)
+        manifest = target.manifest
+        limits = target.batcher.limits
+        return ModelConfig(
+            name=target.name,
+            platform=manifest.platform,
+            backend=BACKEND,
+            max_batch_size=limits.max_batch_size,
+            inputs=(manifest.input,),
+            outputs=(manifest.output,),
+            max_queue_delay_us=round(limits.max_queue_delay_s * 1_000_000),
+            preferred_batch_sizes=(),
+            instance_kind="KIND_GPU" if target.model.provider == CUDA else "KIND_CPU",
+            # One onnxruntime session per loaded version.
+            instance_count=1,
+            versions_kept=self._manager.max_versions,
+            labels=manifest.labels,
+        )
+
+    def model_statistics(self, name: str = "", version: str = "") -> list[ModelStats]:
+        """Cumulative statistics per loaded version (Triton's statistics extension).
+
+        No ``name``: every loaded version of every model; a name without ``version``: every
+        loaded version of that model. Answers while draining too (a last look before exit).
+        """
+        if not name:
+            if version:
+                raise InvalidInput("statistics for a version need the model's name too")
+            models = sorted(self._registry.models.items())
+            targets = [v for _, state in models for v in state.versions]
+        elif version:
+            targets = [self._registry.resolve(name, version)]
+        else:
+            self._registry.resolve(name)  # unknown -> NotFound, nothing loaded -> NotReady
+            targets = list(self._registry.models[name].versions)
+        return [target.stats.snapshot() for target in targets]
 
     # ------------------------------------------------------------------ repository
 

@@ -10,6 +10,7 @@ from serving.metrics import VersionMetrics
 from serving.model_format import ModelManifest
 from serving.repository.layout import VersionDir
 from serving.runtime.onnx import OnnxModel
+from serving.statistics import VersionStats
 
 
 @dataclass(eq=False)
@@ -20,6 +21,8 @@ class LoadedVersion:
     batcher: Batcher
     metrics: VersionMetrics
     source: VersionDir
+    # Triton's statistics extension for this version, cumulative since load.
+    stats: VersionStats
 
     @property
     def manifest(self) -> ModelManifest:

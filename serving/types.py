@@ -91,6 +91,7 @@ class ModelConfig:
     platform: str
     backend: str
     max_batch_size: int
+    # Full shapes (-1 = batch); transports drop the batch dim, as Triton shows dims.
     inputs: tuple[TensorSpec, ...]
     outputs: tuple[TensorSpec, ...]
     max_queue_delay_us: int
@@ -129,5 +130,5 @@ class ModelStats:
     success: DurationStat  # requests answered, end-to-end time in the core
     fail: DurationStat  # requests refused or failed in the core
     queue: DurationStat  # time requests waited for their batch
-    compute_infer: DurationStat  # session.run time, per request share
+    compute_infer: DurationStat  # per request: its batch's compute time (as Triton counts)
     batch_stats: tuple[BatchStat, ...]

@@ -42,6 +42,30 @@ class BatchObserver(Protocol):
     def rejected(self, reason: str) -> None: ...
 
 
+class FanOut:
+    """Sends every report to several observers (Prometheus series, Triton statistics)."""
+
+    __slots__ = ("_observers",)
+
+    def __init__(self, *observers: BatchObserver) -> None:
+        self._observers = observers
+
+    def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None:
+        """Forward one computed batch."""
+        for observer in self._observers:
+            observer.batch_done(size, queue_waits, compute_seconds)
+
+    def queue_depth(self, images: int) -> None:
+        """Forward the queue depth."""
+        for observer in self._observers:
+            observer.queue_depth(images)
+
+    def rejected(self, reason: str) -> None:
+        """Forward a refusal."""
+        for observer in self._observers:
+            observer.rejected(reason)
+
+
 class _NullObserver:
     def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None:
         pass

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from serving.api import model_config_pb2 as mc
 from serving.api import open_inference_pb2 as pb
 from serving.errors import InvalidInput
 from serving.tensors import CONTENTS_FIELD, from_contents, from_raw, numpy_dtype, to_raw
-from serving.types import InferResult, ModelMetadata
+from serving.types import DurationStat, InferResult, ModelConfig, ModelMetadata, ModelStats
 
 
 def inputs_from_pb(request: pb.ModelInferRequest) -> list[tuple[str, np.ndarray]]:
@@ -59,3 +60,66 @@ def metadata_to_pb(meta: ModelMetadata) -> pb.ModelMetadataResponse:
         for spec in specs:
             field.add(name=spec.name, datatype=spec.datatype, shape=list(spec.shape))
     return response
+
+
+def config_to_pb(config: ModelConfig) -> pb.ModelConfigResponse:
+    """Triton's ModelConfig message for one model version."""
+    out = mc.ModelConfig(
+        name=config.name,
+        platform=config.platform,
+        backend=config.backend,
+        max_batch_size=config.max_batch_size,
+        version_policy=mc.ModelVersionPolicy(
+            latest=mc.ModelVersionPolicy.Latest(num_versions=config.versions_kept)
+        ),
+        dynamic_batching=mc.ModelDynamicBatching(
+            preferred_batch_size=config.preferred_batch_sizes,
+            max_queue_delay_microseconds=config.max_queue_delay_us,
+        ),
+    )
+    # Triton lists dims without the batch dimension when max_batch_size > 0.
+    for spec in config.inputs:
+        out.input.add(name=spec.name, data_type=_data_type(spec.datatype), dims=spec.shape[1:])
+    for spec in config.outputs:
+        out.output.add(name=spec.name, data_type=_data_type(spec.datatype), dims=spec.shape[1:])
+    out.instance_group.add(
+        name=f"{config.name}_0",  # Triton's name for a model's first, unnamed group
+        kind=mc.ModelInstanceGroup.Kind.Value(config.instance_kind),
+        count=config.instance_count,
+    )
+    # The same text the HTTP transport sends (serving/http/triton_converters.py).
+    out.parameters["labels"].string_value = ",".join(config.labels)
+    return pb.ModelConfigResponse(config=out)
+
+
+def _data_type(datatype: str) -> int:
+    # V2 datatype names ("FP32") are Triton's config enum names without the prefix.
+    return mc.DataType.Value(f"TYPE_{datatype}")
+
+
+def statistics_to_pb(stats: list[ModelStats]) -> pb.ModelStatisticsResponse:
+    """Triton's ModelStatisticsResponse for the versions asked about."""
+    response = pb.ModelStatisticsResponse()
+    for s in stats:
+        entry = response.model_stats.add(
+            name=s.name,
+            version=s.version,
+            last_inference=s.last_inference_ms,
+            inference_count=s.inference_count,
+            execution_count=s.execution_count,
+            inference_stats=pb.InferStatistics(
+                success=_duration(s.success),
+                fail=_duration(s.fail),
+                queue=_duration(s.queue),
+                compute_infer=_duration(s.compute_infer),
+            ),
+        )
+        for batch in s.batch_stats:
+            entry.batch_stats.add(
+                batch_size=batch.batch_size, compute_infer=_duration(batch.compute_infer)
+            )
+    return response
+
+
+def _duration(stat: DurationStat) -> pb.StatisticDuration:
+    return pb.StatisticDuration(count=stat.count, ns=stat.ns)

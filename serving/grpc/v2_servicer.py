@@ -10,7 +10,13 @@ from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.grpc.streaming import pump
-from serving.grpc.v2_converters import inputs_from_pb, metadata_to_pb, response_to_pb
+from serving.grpc.v2_converters import (
+    config_to_pb,
+    inputs_from_pb,
+    metadata_to_pb,
+    response_to_pb,
+    statistics_to_pb,
+)
 from serving.request_context import client_message, current_request_id, note_model
 
 
@@ -92,6 +98,16 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
 
         async for response in pump(requests, handle, on_error, self._max_inflight):
             yield response
+
+    async def ModelConfig(
+        self, request: pb.ModelConfigRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelConfigResponse:
+        return config_to_pb(self._dataplane.model_config(request.name, request.version))
+
+    async def ModelStatistics(
+        self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ModelStatisticsResponse:
+        return statistics_to_pb(self._dataplane.model_statistics(request.name, request.version))
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext

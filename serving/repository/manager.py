@@ -15,7 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import Executor
 from pathlib import Path
 
-from serving.batching.batcher import Batcher, BatchLimits
+from serving.batching.batcher import Batcher, BatchLimits, FanOut
 from serving.batching.compute import ComputePool
 from serving.errors import ModelLoadError, ModelNotFound
 from serving.metrics import Metrics
@@ -23,6 +23,7 @@ from serving.model_format import ModelManifest
 from serving.registry import LoadedVersion, ModelRegistry, ModelState
 from serving.repository.layout import VersionDir, scan
 from serving.runtime.onnx import OnnxModel, RuntimeConfig
+from serving.statistics import VersionStats
 
 log = logging.getLogger(__name__)
 
@@ -156,16 +157,17 @@ class RepositoryManager:
 
         model = await asyncio.get_running_loop().run_in_executor(self._load_executor, load_blocking)
         observer = self.metrics.for_version(source.model, source.version)
+        stats = VersionStats(source.model, source.version)
         batcher = Batcher(
             model.run,
             self.limits,
             self._compute,
             name=f"{source.model}/{source.version}",
-            observer=observer,
+            observer=FanOut(observer, stats),
         )
         batcher.start()
         observer.loaded(model.provider, model.device)
-        return LoadedVersion(model, batcher, observer, source)
+        return LoadedVersion(model, batcher, observer, source, stats)
 
     async def unload(self, name: str) -> None:
         """Unload every version of ``name`` on request; the poller leaves it unloaded."""
