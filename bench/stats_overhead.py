@@ -96,7 +96,7 @@ async def end_to_end(repo: Path, requests: int, rounds: int) -> dict[str, float]
         target = dp.resolve(NULL_MODEL)
         on_stats, on_observer = target.stats, target.batcher._observer
         off_observer = target.metrics
-        image = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
+        image = [("images", np.random.default_rng(0).random((1, 28, 28), dtype=np.float32))]
         for _ in range(500):  # warm up
             await dp.infer(NULL_MODEL, "", image)
         times: dict[str, list[float]] = {"on": [], "off": []}

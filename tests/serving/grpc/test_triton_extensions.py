@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from serving.api import model_config_pb2, open_inference_pb2
+from tests.helpers.http import http
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "tests/helpers/triton_extensions_probe.py"
@@ -84,6 +85,26 @@ def test_unknown_model_or_version_is_not_found(seen):
     assert seen["config_missing"] == "StatusCode.NOT_FOUND"
     assert seen["stats_missing"] == "StatusCode.NOT_FOUND"
     assert seen["version_missing"] == "StatusCode.NOT_FOUND"
+
+
+def proto3_view(value: object) -> object:
+    """JSON as both protocols can be compared: 64-bit ints as numbers (proto3's JSON prints
+    them as strings), zero / empty values left out (proto3 never prints them)."""
+    if isinstance(value, dict):
+        kept = {k: proto3_view(v) for k, v in value.items()}
+        return {k: v for k, v in kept.items() if v not in (0, "", [], {}, None)}
+    if isinstance(value, list):
+        return [proto3_view(v) for v in value]
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value
+
+
+def test_grpc_and_http_give_the_same_config_and_statistics(server, seen):
+    for path, grpc_json in (("config", seen["config"]["config"]), ("stats", seen["stats"])):
+        status, _, body = http("GET", f"{server.http_url}/v2/models/cnn/{path}")
+        assert status == 200
+        assert proto3_view(json.loads(body)) == proto3_view(grpc_json), path
 
 
 OURS = [
