@@ -1,8 +1,5 @@
 """Off-the-shelf clients: tritonclient, grpc health, and a reflection-only client."""
 
-import json
-import subprocess
-import sys
 from pathlib import Path
 
 import grpc
@@ -14,20 +11,13 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
+from tests.helpers.probes import run_json_script
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_tritonclient_classifies_with_raw_and_typed_contents(server):
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "tests/helpers/triton_probe.py"), server.address, "cnn"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    report = json.loads(out.stdout)
+    report = run_json_script(ROOT / "tests/helpers/triton_probe.py", server.address, "cnn")
     assert report["live"] and report["ready"] and report["model_ready"]
     assert report["server"]["name"] == "digits-server"
     assert report["metadata"]["inputs"][0]["shape"] == ["-1", "28", "28"]

@@ -1,14 +1,13 @@
 """Triton's model-configuration and statistics extensions, seen by the real tritonclient.grpc."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from serving.api import model_config_pb2, open_inference_pb2
 from tests.helpers.http import http
+from tests.helpers.probes import run_json_script
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "tests/helpers/triton_extensions_probe.py"
@@ -17,16 +16,7 @@ IMAGES = 3  # per request, as the probe sends them
 
 
 def probe(*args: str) -> dict:
-    out = subprocess.run(
-        [sys.executable, str(PROBE), *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert out.returncode == 0, out.stderr
-    return json.loads(out.stdout)
+    return run_json_script(PROBE, *args)
 
 
 @pytest.fixture
