@@ -8,4 +8,6 @@ def test_quick_run_prints_every_number(capsys):
     out = capsys.readouterr().out
     for name, value in numbers.items():
         assert name in out and value == value  # printed, and not NaN
-    assert numbers["us/request, statistics on"] > 0 and numbers["us/request, off"] > 0
+    for label in ("wall", "CPU"):
+        assert numbers[f"{label} us/request, statistics on"] > 0
+        assert numbers[f"{label} us/request, off"] > 0
