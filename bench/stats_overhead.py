@@ -86,6 +86,7 @@ async def end_to_end(repo: Path, requests: int, rounds: int) -> dict[str, float]
         model_repository=repo,
         grpc_host="127.0.0.1",
         grpc_port=0,
+        http_port=-1,  # the data plane is called directly: no transport needed
         metrics_port=-1,
         repository_poll_seconds=0,
     )
