@@ -47,7 +47,7 @@ def decode(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> np
             factor = -(-max(image.size) // WORKING_SIDE)  # ceil
             if factor > 1 and image.format == "JPEG":
                 # The decoder itself scales by 1/2, 1/4 or 1/8: the full image never exists.
-                image.draft("L", (image.width // factor, image.height // factor))
+                image.draft("L", (max(1, image.width // factor), max(1, image.height // factor)))
             image.load()
             factor = -(-max(image.size) // WORKING_SIDE)
             if factor > 1:
@@ -60,6 +60,8 @@ def decode(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS) -> np
         ValueError,
         SyntaxError,
         EOFError,
+        # Pillow's JPEG draft divides by header fields a corrupt file can set to 0.
+        ZeroDivisionError,
         Image.DecompressionBombError,
         Image.DecompressionBombWarning,
     ) as exc:

@@ -258,3 +258,21 @@ def test_openapi_and_docs_are_served_locally(server):
     assert status == 200 and b"/docs/assets/swagger-ui-bundle.js" in page
     assert b"http" not in page.replace(b"http-equiv", b"")  # nothing fetched from elsewhere
     assert http("GET", f"{server.http_url}/docs/assets/swagger-ui-bundle.js")[0] == 200
+
+
+def test_config_and_statistics_with_tritonclient_http(server):
+    client = _client(server)
+    config = client.get_model_config("cnn")
+    assert config["name"] == "cnn" and config["max_batch_size"] == 64
+    assert config["input"] == [{"name": "images", "data_type": "TYPE_FP32", "dims": [28, 28]}]
+    assert config["output"][0]["dims"] == [10]
+    for _ in range(3):
+        client.infer("cnn", [_input(random_images(2))])
+    stats = client.get_inference_statistics("cnn")["model_stats"]
+    (cnn,) = stats
+    assert cnn["name"] == "cnn" and cnn["version"] == "1"
+    assert cnn["inference_count"] == 6
+    assert cnn["inference_stats"]["success"]["count"] == 3
+    assert cnn["inference_stats"]["compute_infer"]["ns"] > 0
+    everything = client.get_inference_statistics()["model_stats"]
+    assert {s["name"] for s in everything} == {"cnn", "one_vs_rest"}
