@@ -63,7 +63,10 @@ class ServerApp:
         self._decoder = DecodePool(settings.max_concurrent_decodes, settings.max_image_pixels)
         registry = ModelRegistry()
         limits = BatchLimits(
-            settings.max_batch_size, settings.max_queue_delay_s, settings.max_queue_images
+            settings.max_batch_size,
+            settings.max_queue_delay_s,
+            settings.max_queue_images,
+            settings.max_inline_compute_us / 1e6,
         )
         self.manager = RepositoryManager(
             settings.model_repository,

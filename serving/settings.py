@@ -95,6 +95,15 @@ class Settings:
     max_images_per_request: int = field(
         default=1024, metadata=_opt("images one request may carry", 1, 1_000_000)
     )
+    max_inline_compute_us: int = field(
+        default=250,
+        metadata=_opt(
+            "run a request that finds its model idle on the event loop when the model's recent "
+            "compute time is below this (skips the compute-thread hand-off; 0 = never)",
+            0,
+            100_000,
+        ),
+    )
     max_image_pixels: int = field(
         default=40_000_000,
         metadata=_opt("largest encoded image (width x height) the typed APIs decode", 1, 10**9),

@@ -100,6 +100,9 @@ class BatchLimits:
     max_batch_size: int
     max_queue_delay_s: float
     max_queue_images: int
+    # An idle request whose model recently computed faster than this runs on the event loop
+    # itself: the hand-off to a compute thread and back costs more than such a model.
+    max_inline_compute_s: float = 0.0
 
 
 def plan_batch(
@@ -159,6 +162,12 @@ class Batcher:
         self._closing = False
         self._task: asyncio.Task | None = None
         self._running: set[asyncio.Task] = set()
+        # Requests computing on the idle fast path (see submit); they count as running.
+        self._direct = 0
+        # Recent compute time of lone requests (rises at once, decays slowly): inline or thread.
+        self._recent_compute_s = 0.0
+        # With a batch delay the first request waits for company on purpose.
+        self._idle_fast_path = limits.max_queue_delay_s == 0
 
     @property
     def queued_images(self) -> int:
@@ -193,6 +202,11 @@ class Batcher:
             self._observer.rejected("deadline")
             raise DeadlineExceeded(f"{self._name}: deadline passed before the request was queued")
         future = asyncio.get_running_loop().create_future()
+        if self._idle_fast_path and not self._queue and not self._running and not self._direct:
+            # Idle and no batch delay asked for: nothing to batch with, so skip the queue, the
+            # batching loop's wake-up and its coalescing pass and hand the request straight to
+            # a compute thread. Requests arriving meanwhile queue up and form the next batch.
+            return await self._run_alone(Pending(images, future, now, deadline, queued=False))
         item = Pending(images, future, now, deadline)
         future.add_done_callback(lambda _f, item=item: self._forget(item))
         self._queue.append(item)
@@ -200,6 +214,32 @@ class Batcher:
         self._observer.queue_depth(self._queued_images)
         self._wakeup.set()
         return await future
+
+    async def _run_alone(self, item: Pending) -> np.ndarray:
+        self._direct += 1
+        try:
+            if self._recent_compute_s < self.limits.max_inline_compute_s:
+                # Blocks the loop for less than the thread hand-off would cost; nothing
+                # else is queued for this model, and the estimate keeps slow models off it.
+                computed, pieces, start, seconds = self._compute_batch([item])
+            else:
+                computed, pieces, start, seconds = await self._compute.run(
+                    self._compute_batch, [item]
+                )
+            # Up at once, down slowly: one slow run is enough to leave the loop alone.
+            recent = self._recent_compute_s
+            self._recent_compute_s = seconds if seconds > recent else 0.8 * recent + 0.2 * seconds
+        except Exception:
+            log.exception("%s: batch of 1 request failed", self._name)
+            raise
+        finally:
+            self._direct -= 1
+            self._wakeup.set()  # requests that queued meanwhile may go now
+        if not computed:
+            self._observer.rejected("deadline")
+            raise DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
+        self._observer.batch_done(item.count, [start - item.enqueued], seconds)
+        return pieces[0]
 
     def _forget(self, item: Pending) -> None:
         # Runs when the future completes or the caller is cancelled: a cancelled
@@ -212,7 +252,7 @@ class Batcher:
     async def _loop(self) -> None:
         coalesced = False
         while True:
-            running = len(self._running)
+            running = len(self._running) + self._direct
             full = self._queued_images >= self.limits.max_batch_size
             if running >= PIPELINE_DEPTH or (running and not full):
                 # A batch computes: let the next one keep growing. Only a full
@@ -308,3 +348,6 @@ class Batcher:
         self._wakeup.set()
         if self._task is not None:
             await self._task
+        while self._direct:  # the version's session must outlive its last request
+            self._wakeup.clear()
+            await self._wakeup.wait()

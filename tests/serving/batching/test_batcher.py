@@ -247,3 +247,92 @@ def test_close_drains_queue_then_refuses_new_work():
 
     results = asyncio.run(main())
     assert [int(r[0, 0]) for r in results] == [0, 1, 2]
+
+
+# --- the idle fast path ------------------------------------------------------------------
+
+
+def test_idle_request_skips_the_batching_loop():
+    async def scenario():
+        runtime = EchoRuntime()
+        batcher = make(runtime)  # never started: only the fast path can answer
+        out = await asyncio.wait_for(batcher.submit(images(2, 0.5)), 5)
+        assert out.shape == (2, 1) and runtime.batches == [2]
+        assert batcher.queued_images == 0
+
+    asyncio.run(scenario())
+
+
+def test_requests_arriving_during_a_lone_request_batch_together():
+    async def scenario():
+        runtime = EchoRuntime()
+        batcher = make(runtime)
+        batcher.start()
+        runtime.gate.clear()
+        first = asyncio.ensure_future(batcher.submit(images(1, 0.1)))
+        await asyncio.sleep(0.05)  # the lone request is now blocked in the runtime
+        rest = [asyncio.ensure_future(batcher.submit(images(1, v))) for v in (0.2, 0.3, 0.4)]
+        await asyncio.sleep(0.05)
+        assert batcher.queued_images == 3
+        runtime.gate.set()
+        outs = await asyncio.wait_for(asyncio.gather(first, *rest), 5)
+        assert [float(o[0, 0]) for o in outs] == pytest.approx([0.1, 0.2, 0.3, 0.4])
+        assert runtime.batches == [1, 3]
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_delay_still_makes_the_first_request_wait_for_company():
+    async def scenario():
+        runtime = EchoRuntime()
+        batcher = make(runtime, delay_s=0.2)
+        batcher.start()
+        first = asyncio.ensure_future(batcher.submit(images(1, 0.1)))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit(images(1, 0.2)))
+        await asyncio.wait_for(asyncio.gather(first, second), 5)
+        assert runtime.batches == [2]
+        await batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_close_waits_for_a_lone_request_in_flight():
+    async def scenario():
+        runtime = EchoRuntime()
+        batcher = make(runtime)
+        batcher.start()
+        runtime.gate.clear()
+        lone = asyncio.ensure_future(batcher.submit(images(1, 0.7)))
+        await asyncio.sleep(0.05)
+        closing = asyncio.ensure_future(batcher.close())
+        await asyncio.sleep(0.05)
+        assert not closing.done()
+        runtime.gate.set()
+        await asyncio.wait_for(closing, 5)
+        assert lone.done() and float(lone.result()[0, 0]) == pytest.approx(0.7)
+
+    asyncio.run(scenario())
+
+
+def test_fast_models_run_inline_when_idle_and_slow_ones_move_to_the_compute_thread():
+    async def scenario(delay: float, inline_s: float) -> list[str]:
+        threads: list[str] = []
+
+        def runtime(x: np.ndarray) -> np.ndarray:
+            threads.append(threading.current_thread().name)
+            time.sleep(delay)
+            return x.reshape(x.shape[0], -1)[:, :1].copy()
+
+        limits = BatchLimits(8, 0.0, 64, max_inline_compute_s=inline_s)
+        batcher = Batcher(runtime, limits, ComputePool(1, name="compute"), name="toy")
+        for _ in range(3):
+            await batcher.submit(images(1, 0.5))
+        return threads
+
+    main = threading.current_thread().name
+    assert asyncio.run(scenario(0.0, 0.01)) == [main] * 3
+    assert asyncio.run(scenario(0.0, 0.0)) == ["compute-0"] * 3
+    # 20 ms is over the 10 ms budget: the first run shows it, later ones leave the loop.
+    assert asyncio.run(scenario(0.02, 0.01)) == [main, "compute-0", "compute-0"]
