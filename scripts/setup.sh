@@ -5,7 +5,7 @@
 #   scripts/setup.sh                 serving side + clients (no TensorFlow)
 #   scripts/setup.sh --dev           + test tools and tritonclient
 #   scripts/setup.sh --dev --train   + TensorFlow/Keras/tf2onnx for training
-#   scripts/setup.sh --system        + Debian's prometheus and nginx (tests, local cluster)
+#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium (tests, local cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +24,9 @@ if [[ $system == 1 ]]; then
   need=()
   command -v prometheus >/dev/null || need+=(prometheus)
   command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || need+=(nginx)
+  # The web page's browser tests drive exactly these two paths.
+  [[ -x /usr/bin/chromium ]] || need+=(chromium)
+  [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
