@@ -10,6 +10,7 @@ from urllib.parse import urlsplit
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.actions.pointer_input import PointerInput
 from selenium.webdriver.remote.webelement import WebElement
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -43,12 +44,17 @@ def start_chromium(profile_dir: Path, width: int = 1200, height: int = 1000) -> 
     return webdriver.Chrome(options=options, service=Service(str(CHROMEDRIVER)))
 
 
-def draw(driver: webdriver.Chrome, element: WebElement, strokes: Iterable[Stroke]) -> None:
-    """Draw polylines with real pointer input (press, moves, release per stroke)."""
+def draw(
+    driver: webdriver.Chrome, element: WebElement, strokes: Iterable[Stroke], pointer: str = "mouse"
+) -> None:
+    """Draw polylines with real pointer input (press, moves, release per stroke).
+
+    ``pointer`` is the W3C pointer type the browser reports: "mouse", "pen" or "touch".
+    """
     rect = element.rect
     # move_to_element_with_offset measures from the element's centre, in whole CSS pixels.
     width, height = rect["width"], rect["height"]
-    actions = ActionChains(driver, duration=0)
+    actions = ActionChains(driver, duration=0, devices=[PointerInput(pointer, pointer)])
     for stroke in strokes:
         points = [(round((x - 0.5) * width), round((y - 0.5) * height)) for x, y in stroke]
         actions.move_to_element_with_offset(element, *points[0]).click_and_hold()
