@@ -97,6 +97,7 @@ def test_servers_run_digits_serve_with_valid_settings(services):
         unknown = set(env) - settings_env_names()
         assert not unknown, f"{name}: not server settings: {unknown}"
         settings = load_settings([], environ={k: str(v) for k, v in env.items()})
+        assert settings.http_port == settings_defaults().http_port
         assert settings.grpc_port == settings_defaults().grpc_port
         assert settings.metrics_port == settings_defaults().metrics_port
 
@@ -105,7 +106,17 @@ def test_published_ports_match_server_defaults(services):
     defaults = settings_defaults()
     ports = services["server"]["ports"]
     container_ports = {int(p.split(":")[-1]) for p in ports}
-    assert container_ports == {defaults.grpc_port, defaults.metrics_port}
+    assert container_ports == {defaults.http_port, defaults.grpc_port, defaults.metrics_port}
+
+
+def test_no_host_port_is_published_twice(services):
+    """Every profile up at once must not fight over a host port (the replica's HTTP 8000)."""
+    seen: dict[int, str] = {}
+    for name, service in services.items():
+        for mapping in service.get("ports", []):
+            host = int(mapping.split(":")[-2])
+            assert host not in seen, f"host port {host}: {seen.get(host)} and {name}"
+            seen[host] = name
 
 
 def test_model_volume_is_where_the_server_and_trainer_look(services):
@@ -163,7 +174,7 @@ def test_nginx_upstreams_are_the_replicas(services):
     assert re.search(r"grpc_pass\s+grpc://digits;", conf)
     assert re.search(r"^\s*keepalive\s+\d+;", conf, flags=re.M)
     listen = int(re.search(r"listen\s+(\d+)\s+http2;", conf).group(1))
-    assert services["lb"]["ports"] == [f"{listen}:{listen}"]
+    assert [int(p.split(":")[-1]) for p in services["lb"]["ports"]] == [listen]
     assert services["lb"]["volumes"] == ["./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
 
 

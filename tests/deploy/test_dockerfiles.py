@@ -86,7 +86,7 @@ def test_server_exposes_the_default_ports_and_sets_env():
     ins = parse_dockerfile(DOCKERFILES["server"])
     defaults = settings_defaults()
     exposed = {int(p) for e in of(ins, "EXPOSE") for p in e.args.split()}
-    assert exposed == {defaults.grpc_port, defaults.metrics_port}
+    assert exposed == {defaults.http_port, defaults.grpc_port, defaults.metrics_port}
     env = " ".join(e.args for e in of(ins, "ENV"))
     assert f"DIGITS_GRPC_PORT={defaults.grpc_port}" in env
     assert f"DIGITS_METRICS_PORT={defaults.metrics_port}" in env

@@ -24,6 +24,7 @@ from tests.deploy.helpers import (
     settings_defaults,
     settings_env_names,
 )
+from tests.helpers.http import http
 
 
 @pytest.fixture(scope="module")
@@ -87,9 +88,10 @@ def test_kustomization_lists_every_desired_state_file():
 
 
 def test_probes_are_native_grpc_on_the_server_port(server):
-    port = settings_defaults().grpc_port
+    defaults = settings_defaults()
+    port = defaults.grpc_port
     ports = {p["name"]: p["containerPort"] for p in server["ports"]}
-    assert ports == {"grpc": port, "metrics": settings_defaults().metrics_port}
+    assert ports == {"http": defaults.http_port, "grpc": port, "metrics": defaults.metrics_port}
     for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
         grpc = server[probe]["grpc"]
         assert grpc["port"] == port, probe
@@ -121,6 +123,7 @@ def test_configmap_holds_only_real_settings_that_parse(k8s):
     unknown = set(data) - settings_env_names()
     assert not unknown, f"not server settings: {unknown}"
     settings = load_settings([], environ=data)
+    assert settings.http_port == settings_defaults().http_port
     assert settings.grpc_port == settings_defaults().grpc_port
     assert settings.metrics_port == settings_defaults().metrics_port
 
@@ -159,10 +162,12 @@ def test_selectors_match_pod_labels(k8s, deployment):
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
 
 
-def test_services_expose_grpc_and_metrics(k8s, server):
+def test_services_expose_http_grpc_and_metrics(k8s, server):
     container_ports = {p["name"] for p in server["ports"]}
     main = k8s["Service/digits-server"]["spec"]["ports"]
     by_name = {p["name"]: p for p in main}
+    assert by_name["http"]["appProtocol"] == "http"
+    assert by_name["http"]["port"] == settings_defaults().http_port
     assert by_name["grpc"]["appProtocol"] == "grpc"
     assert by_name["grpc"]["port"] == settings_defaults().grpc_port
     assert by_name["metrics"]["port"] == settings_defaults().metrics_port
@@ -226,20 +231,24 @@ def test_serving_runtime_containers_are_valid_core_containers(kubernetes_validat
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
 
 
-def test_inference_service_uses_the_runtime_over_v2_grpc():
+def test_inference_service_uses_the_runtime_over_v2_rest():
     isvc, runtime = kserve("InferenceService"), kserve("ServingRuntime")
     model = isvc["spec"]["predictor"]["model"]
     assert model["runtime"] == runtime["metadata"]["name"]
+    # protocolVersion v2 is KServe's V2 *REST* protocol: the routed port must be HTTP/1.1
+    # (Knative's port name http1), the server's --http-port.
     assert model["protocolVersion"] == "v2" and "v2" in runtime["spec"]["protocolVersions"]
     formats = {f["name"]: f.get("version") for f in runtime["spec"]["supportedModelFormats"]}
     assert formats.get(model["modelFormat"]["name"]) == model["modelFormat"].get("version")
-    grpc_port = settings_defaults().grpc_port
-    assert model["ports"] == [{"name": "h2c", "containerPort": grpc_port, "protocol": "TCP"}]
+    http_port = settings_defaults().http_port
+    assert model["ports"] == [{"name": "http1", "containerPort": http_port, "protocol": "TCP"}]
     container = runtime["spec"]["containers"][0]
     assert container["name"] == "kserve-container"
-    assert container["ports"][0]["name"] == "h2c"
-    assert container["ports"][0]["containerPort"] == grpc_port
-    assert container["readinessProbe"]["grpc"]["port"] == grpc_port
+    assert container["ports"] == model["ports"]
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["port"] == http_port, probe
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
 
 
 def test_serving_runtime_env_is_server_settings_and_reads_the_kserve_mount():
@@ -252,3 +261,21 @@ def test_serving_runtime_env_is_server_settings_and_reads_the_kserve_mount():
     storage = kserve("InferenceService")["spec"]["predictor"]["model"]["storageUri"]
     claim = re.match(r"pvc://([^/]+)", storage).group(1)
     assert f"PersistentVolumeClaim/{claim}" in resources()
+
+
+def test_kserve_probe_paths_answer_on_a_live_server(make_server, tmp_path):
+    """The runtime's httpGet probes hit real endpoints: ready only with a model loaded."""
+    container = kserve("ServingRuntime")["spec"]["containers"][0]
+    paths = {p: container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
+    serving = make_server(http_port=0)
+    for probe, path in paths.items():
+        status, _, _ = http("GET", f"http://127.0.0.1:{serving.http_port}{path}")
+        assert status == 200, (probe, path, status)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    idle = make_server(model_repository=empty, http_port=0)
+    # kubelet counts 200-399 as success: nothing loaded must fail readiness, not liveness.
+    status, _, _ = http("GET", f"http://127.0.0.1:{idle.http_port}{paths['readinessProbe']}")
+    assert not 200 <= status < 400, status
+    status, _, _ = http("GET", f"http://127.0.0.1:{idle.http_port}{paths['livenessProbe']}")
+    assert status == 200, status
