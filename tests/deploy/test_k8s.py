@@ -267,15 +267,15 @@ def test_kserve_probe_paths_answer_on_a_live_server(make_server, tmp_path):
     """The runtime's httpGet probes hit real endpoints: ready only with a model loaded."""
     container = kserve("ServingRuntime")["spec"]["containers"][0]
     paths = {p: container[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")}
-    serving = make_server(http_port=0)
+    serving = make_server()
     for probe, path in paths.items():
-        status, _, _ = http("GET", f"http://127.0.0.1:{serving.http_port}{path}")
+        status, _, _ = http("GET", f"{serving.http_url}{path}")
         assert status == 200, (probe, path, status)
     empty = tmp_path / "empty"
     empty.mkdir()
-    idle = make_server(model_repository=empty, http_port=0)
+    idle = make_server(model_repository=empty)
     # kubelet counts 200-399 as success: nothing loaded must fail readiness, not liveness.
-    status, _, _ = http("GET", f"http://127.0.0.1:{idle.http_port}{paths['readinessProbe']}")
+    status, _, _ = http("GET", f"{idle.http_url}{paths['readinessProbe']}")
     assert not 200 <= status < 400, status
-    status, _, _ = http("GET", f"http://127.0.0.1:{idle.http_port}{paths['livenessProbe']}")
+    status, _, _ = http("GET", f"{idle.http_url}{paths['livenessProbe']}")
     assert status == 200, status
