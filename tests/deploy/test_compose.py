@@ -173,8 +173,10 @@ def test_nginx_upstreams_are_the_replicas(services):
     assert {int(p) for _, p in upstreams} == {grpc_port}
     assert re.search(r"grpc_pass\s+grpc://digits;", conf)
     assert re.search(r"^\s*keepalive\s+\d+;", conf, flags=re.M)
-    listen = int(re.search(r"listen\s+(\d+)\s+http2;", conf).group(1))
-    assert [int(p.split(":")[-1]) for p in services["lb"]["ports"]] == [listen]
+    # The gRPC listener is published, and so is any other listener added later (REST).
+    assert re.search(r"listen\s+(\d+)\s+http2;", conf)
+    listens = {int(port) for port in re.findall(r"^\s*listen\s+(\d+)", conf, flags=re.M)}
+    assert {int(p.split(":")[-1]) for p in services["lb"]["ports"]} == listens
     assert services["lb"]["volumes"] == ["./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro"]
 
 
