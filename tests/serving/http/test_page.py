@@ -95,20 +95,31 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
 
 @pytest.fixture
 def page(browser: WebDriver, origin: str) -> Iterator[WebDriver]:
-    """The page freshly loaded, models listed; afterwards: no console errors, no foreign traffic."""
+    """The page freshly loaded, models listed; afterwards: no foreign traffic."""
+    open_page(browser, origin)
+    yield browser
+    assert_only_local_requests(browser, origin)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def open_page(browser: WebDriver, origin: str) -> None:
+    """Load the page at desktop size and wait until the model list is in."""
     browser.set_window_size(1200, 1000)
     # Forget what came before (Chromium's start page, the previous test).
     requested_urls(browser)
     console_errors(browser)
     browser.get(f"{origin}/")
     WebDriverWait(browser, WAIT_S).until(lambda d: find(d, "model").is_enabled())
-    yield browser
+
+
+def assert_only_local_requests(browser: WebDriver, origin: str) -> None:
+    """Everything the page fetched (document, modules, CSS, API calls) came from ``origin``."""
     urls = requested_urls(browser)
     assert f"{origin}/" in urls and f"{origin}/v1/models" in urls, urls
+    assert f"{origin}/static/app.js" in urls, urls
     assert not foreign_requests(urls, origin)
-
-
-# ----------------------------------------------------------------------------- helpers
 
 
 def find(driver: WebDriver, name: str) -> WebElement:
@@ -348,6 +359,32 @@ def test_keyboard_only_use(page: WebDriver):
     )
     assert ring != "none"
     assert console_errors(page) == []
+
+
+def test_a_model_that_failed_to_load_is_listed_but_not_selectable(
+    browser: WebDriver, tmp_path: Path
+):
+    repo = tmp_path / "repo"
+    shutil.copytree(REPOSITORY / "cnn", repo / "cnn")
+    shutil.copytree(REPOSITORY / "mlp16", repo / "broken")
+    manifest = json.loads((repo / "broken" / "1" / "model.json").read_text())
+    (repo / "broken" / "1" / "model.json").write_text(json.dumps({**manifest, "name": "broken"}))
+    (repo / "broken" / "1" / "model.onnx").write_bytes(b"not an ONNX model")
+    server = ServerThread(loopback_settings(repo)).start()
+    try:
+        open_page(browser, server.http_url)
+        picker = Select(find(browser, "model"))
+        broken = next(o for o in picker.options if o.get_attribute("value") == "broken")
+        assert not broken.is_enabled() and "not ready" in broken.text
+        # The server's reason is on the option (its tooltip).
+        assert "sha256" in broken.get_attribute("title")
+        assert picker.first_selected_option.get_attribute("value") == "cnn"
+        draw_digit(browser, "1")
+        assert answer_for(browser, "cnn") == "1"
+        assert console_errors(browser) == []
+        assert_only_local_requests(browser, server.http_url)
+    finally:
+        server.stop()
 
 
 def test_phone_sized_viewport(page: WebDriver, tmp_path: Path):
