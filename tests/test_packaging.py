@@ -1,0 +1,201 @@
+"""The packaging acceptance: build the sdist, build the wheel from it, install the wheel
+(not editable) into a fresh venv and serve the shipped models from outside the checkout.
+
+Runs in the default suite (~30-60 s: two isolated builds, one venv, pip from its cache).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+import pytest
+
+import serving
+from serving.api import digits_pb2 as pb
+from serving.api import digits_pb2_grpc
+from tests.helpers.processes import stop_process
+from tests.helpers.requests import typed_request
+
+pytestmark = pytest.mark.packaging
+
+ROOT = Path(__file__).resolve().parents[1]
+NAME = f"digits_server-{serving.__version__}"
+READY = re.compile(r"^digits-serve ready grpc=(\d+) ")
+
+
+def shipped_models() -> list[str]:
+    """``<name>/<version>`` of every model version in the checkout's model_repository/."""
+    return sorted(
+        f"{p.parent.name}/{p.name}"
+        for p in (ROOT / "model_repository").glob("*/*")
+        if (p / "model.onnx").is_file()
+    )
+
+
+def clean_env() -> dict[str, str]:
+    """The environment without anything that would import the checkout instead."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "DIGITS_"))}
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+@dataclass(frozen=True)
+class Dist:
+    sdist: Path
+    wheel: Path
+    log: str
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Dist:
+    out = tmp_path_factory.mktemp("dist")
+    started = time.monotonic()
+    # Default `build`: the sdist first, then the wheel built from that sdist (so the sdist
+    # must carry protos/ and model_repository/), each in an isolated build env.
+    done = subprocess.run(
+        [sys.executable, "-m", "build", "--outdir", str(out), str(ROOT)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    log = done.stdout + done.stderr
+    assert done.returncode == 0, log[-3000:]
+    print(f"\nsdist + wheel built in {time.monotonic() - started:.1f} s")
+    return Dist(out / f"{NAME}.tar.gz", out / f"{NAME}-py3-none-any.whl", log)
+
+
+@pytest.fixture(scope="module")
+def venv(dist: Dist, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """bin/ of a fresh venv with the wheel installed (no extras)."""
+    root = tmp_path_factory.mktemp("venv") / "venv"
+    started = time.monotonic()
+    subprocess.run([sys.executable, "-m", "venv", str(root)], check=True, timeout=120)
+    done = subprocess.run(
+        [str(root / "bin" / "python"), "-m", "pip", "install", "-q", str(dist.wheel)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    print(f"\nvenv + wheel installed in {time.monotonic() - started:.1f} s")
+    return root / "bin"
+
+
+def test_build_has_no_package_configuration_warning(dist):
+    assert "is absent from the `packages` configuration" not in dist.log
+    assert "is absent from" not in dist.log
+
+
+def test_sdist_carries_what_the_wheel_is_built_from(dist):
+    with tarfile.open(dist.sdist) as tar:
+        names = {n.removeprefix(f"{NAME}/") for n in tar.getnames()}
+    assert {"setup.py", "pyproject.toml", "MANIFEST.in", "serving/api/__init__.py"} <= names
+    assert {"protos/digits/v1/digits.proto", "protos/inference/open_inference.proto"} <= names
+    for model in shipped_models():
+        assert {f"model_repository/{model}/model.onnx", f"model_repository/{model}/model.json"} <= (
+            names
+        )
+    # Generated at build time; a stale copy must never ship.
+    assert not [n for n in names if n.startswith("serving/api/") and "_pb2" in n]
+
+
+def test_wheel_ships_stubs_types_and_every_model(dist):
+    with zipfile.ZipFile(dist.wheel) as wheel:
+        names = set(wheel.namelist())
+        metadata = wheel.read(f"{NAME}.dist-info/METADATA").decode()
+    for typed in ("serving", "clients", "training"):
+        assert f"{typed}/py.typed" in names
+    for stub in ("digits_pb2", "open_inference_pb2"):
+        assert {f"serving/api/{stub}.py", f"serving/api/{stub}.pyi"} <= names
+    assert "serving/api/digits_pb2_grpc.py" in names
+    models = shipped_models()
+    assert models, "the checkout has no model_repository/"
+    for model in models:
+        assert {f"serving/_models/{model}/model.onnx", f"serving/_models/{model}/model.json"} <= (
+            names
+        )
+    # The server needs no matplotlib: only the plot extra brings it.
+    requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
+    assert [r for r in requires if "matplotlib" in r] == [
+        'Requires-Dist: matplotlib==3.11.2; extra == "plot"'
+    ]
+
+
+def test_installed_server_serves_the_packaged_models_outside_the_checkout(venv, tmp_path):
+    version = subprocess.run(
+        [str(venv / "digits-serve"), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.stdout.strip() == f"digits-serve {serving.__version__}"
+    log = (tmp_path / "server.log").open("w")
+    proc = subprocess.Popen(
+        [
+            str(venv / "digits-serve"),
+            "--grpc-host",
+            "127.0.0.1",
+            "--grpc-port",
+            "0",
+            "--metrics-port",
+            "-1",
+            "--repository-poll-seconds",
+            "0",
+        ],
+        cwd=tmp_path,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+    )
+    try:
+        line = proc.stdout.readline()
+        match = READY.match(line)
+        assert match, f"no ready line: {line!r}\n{(tmp_path / 'server.log').read_text()}"
+        with grpc.insecure_channel(f"127.0.0.1:{match[1]}") as channel:
+            stub = digits_pb2_grpc.DigitClassifierStub(channel)
+            listed = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
+            one = np.zeros((1, 28, 28), np.uint8)
+            one[0, 5:23, 13:16] = 255  # a plain upright stroke: a 1
+            reply = stub.Classify(typed_request(one, model="cnn"), timeout=10)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    finally:
+        stop_process(proc)
+        log.close()
+    server_log = (tmp_path / "server.log").read_text()
+    assert sorted(f"{m.name}/{m.version}" for m in listed) == shipped_models()
+    assert reply.model == "cnn" and [p.label for p in reply.predictions] == ["1"]
+    # Loaded from the installed package, not from the checkout.
+    packaged = venv.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    assert f"from {packaged}/site-packages/serving/_models/cnn/1" in server_log, server_log
+    assert str(ROOT) not in server_log
+
+
+def test_installed_grid_without_matplotlib_names_the_plot_extra(venv):
+    done = subprocess.run(
+        [str(venv / "digits-client"), "grid", "--server", "127.0.0.1:9"],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=60,
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip() == (
+        "digits-client: digits-client grid draws with matplotlib, which is not installed; "
+        "install the plot extra: pip install 'digits-server[plot]'"
+    )
+    version = subprocess.run(
+        [str(venv / "digits-client"), "--version"], capture_output=True, text=True, timeout=60
+    )
+    assert version.stdout.strip() == f"digits-client {serving.__version__}"
