@@ -116,8 +116,12 @@ def test_wheel_ships_stubs_types_and_every_model(dist):
     with zipfile.ZipFile(dist.wheel) as wheel:
         names = set(wheel.namelist())
         metadata = wheel.read(f"{NAME}.dist-info/METADATA").decode()
-    for typed in ("serving", "clients", "training"):
-        assert f"{typed}/py.typed" in names
+    for package in ("serving", "clients", "training"):
+        assert f"{package}/py.typed" in names
+        # Every file of the package ships: modules and data (e.g. serving/model.schema.json).
+        for path in (ROOT / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts:
+                assert path.relative_to(ROOT).as_posix() in names
     for stub in ("digits_pb2", "open_inference_pb2"):
         assert {f"serving/api/{stub}.py", f"serving/api/{stub}.pyi"} <= names
     assert "serving/api/digits_pb2_grpc.py" in names
