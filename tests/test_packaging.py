@@ -6,6 +6,7 @@ Runs in the default suite (~30-60 s: two isolated builds, one venv, pip from its
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import tarfile
 import time
+import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = f"digits_server-{serving.__version__}"
-READY = re.compile(r"^digits-serve ready grpc=(\d+) ")
+READY = re.compile(r"^digits-serve ready grpc=(\d+) http=(\d+) ")
 
 
 def shipped_models() -> list[str]:
@@ -151,6 +153,10 @@ def test_installed_server_serves_the_packaged_models_outside_the_checkout(venv, 
             "127.0.0.1",
             "--grpc-port",
             "0",
+            "--http-host",
+            "127.0.0.1",
+            "--http-port",
+            "0",
             "--metrics-port",
             "-1",
             "--repository-poll-seconds",
@@ -172,6 +178,9 @@ def test_installed_server_serves_the_packaged_models_outside_the_checkout(venv, 
             one = np.zeros((1, 28, 28), np.uint8)
             one[0, 5:23, 13:16] = 255  # a plain upright stroke: a 1
             reply = stub.Classify(typed_request(one, model="cnn"), timeout=10)
+        # The HTTP side's package data (its OpenAPI document) is installed and served too.
+        with urllib.request.urlopen(f"http://127.0.0.1:{match[2]}/openapi.json", timeout=10) as r:
+            assert r.status == 200 and json.load(r)["openapi"]
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0
     finally:
