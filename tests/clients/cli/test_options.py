@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 
 import serving
-from clients.__main__ import main
+from clients.cli.main import main
 from tests.helpers.requests import random_images
 
 
