@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import signal
 import subprocess
 import sys
 import tarfile
@@ -24,16 +22,21 @@ import numpy as np
 import pytest
 
 import serving
+from clients.server_process import ServerProcess
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
-from tests.helpers.processes import stop_process
 from tests.helpers.requests import typed_request
 
 pytestmark = pytest.mark.packaging
 
 ROOT = Path(__file__).resolve().parents[1]
 NAME = f"digits_server-{serving.__version__}"
-READY = re.compile(r"^digits-serve ready grpc=(\d+) http=(\d+) ")
+# Every listener on loopback port 0 (ports come back in the ready line); no --model-repository.
+LOOPBACK_PORT_0 = [
+    f"--{listener}-{key}={value}"
+    for listener in ("grpc", "http", "metrics")
+    for key, value in (("host", "127.0.0.1"), ("port", 0))
+]
 
 
 def shipped_models() -> list[str]:
@@ -145,48 +148,21 @@ def test_installed_server_serves_the_packaged_models_outside_the_checkout(venv, 
         [str(venv / "digits-serve"), "--version"], capture_output=True, text=True, timeout=60
     )
     assert version.stdout.strip() == f"digits-serve {serving.__version__}"
-    log = (tmp_path / "server.log").open("w")
-    proc = subprocess.Popen(
-        [
-            str(venv / "digits-serve"),
-            "--grpc-host",
-            "127.0.0.1",
-            "--grpc-port",
-            "0",
-            "--http-host",
-            "127.0.0.1",
-            "--http-port",
-            "0",
-            "--metrics-port",
-            "-1",
-            "--repository-poll-seconds",
-            "0",
-        ],
-        cwd=tmp_path,
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=log,
-        text=True,
-    )
-    try:
-        line = proc.stdout.readline()
-        match = READY.match(line)
-        assert match, f"no ready line: {line!r}\n{(tmp_path / 'server.log').read_text()}"
-        with grpc.insecure_channel(f"127.0.0.1:{match[1]}") as channel:
+    argv = [str(venv / "digits-serve"), *LOOPBACK_PORT_0, "--repository-poll-seconds", "0"]
+    log_path = tmp_path / "server.log"
+    with ServerProcess(argv, env=clean_env(), log_path=log_path, cwd=tmp_path) as proc:
+        ports = proc.wait_ready()
+        with grpc.insecure_channel(proc.grpc_address) as channel:
             stub = digits_pb2_grpc.DigitClassifierStub(channel)
             listed = stub.ListModels(pb.ListModelsRequest(), timeout=10).models
             one = np.zeros((1, 28, 28), np.uint8)
             one[0, 5:23, 13:16] = 255  # a plain upright stroke: a 1
             reply = stub.Classify(typed_request(one, model="cnn"), timeout=10)
         # The HTTP side's package data (its OpenAPI document) is installed and served too.
-        with urllib.request.urlopen(f"http://127.0.0.1:{match[2]}/openapi.json", timeout=10) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{ports.http}/openapi.json", timeout=10) as r:
             assert r.status == 200 and json.load(r)["openapi"]
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(30) == 0
-    finally:
-        stop_process(proc)
-        log.close()
-    server_log = (tmp_path / "server.log").read_text()
+        assert proc.stop(30) == 0
+    server_log = log_path.read_text()
     assert sorted(f"{m.name}/{m.version}" for m in listed) == shipped_models()
     assert reply.model == "cnn" and [p.label for p in reply.predictions] == ["1"]
     # Loaded from the installed package, not from the checkout.
