@@ -18,8 +18,8 @@ from serving import errors
 class RequestInfo:
     """Filled in as a request is handled, so metrics and logs (the access log) can be labelled.
 
-    ``code`` is the transport-neutral status name (gRPC's, e.g. ``NOT_FOUND``), set when the
-    request fails or finishes; ``duration_s`` once it has finished.
+    ``code`` is the transport's status, set when the request fails or finishes (gRPC's name,
+    e.g. ``NOT_FOUND``; HTTP's number, e.g. ``404``); ``duration_s`` once it has finished.
     """
 
     request_id: str
