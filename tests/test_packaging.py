@@ -1,13 +1,16 @@
 """The packaging acceptance: build the sdist, build the wheel from it, install the wheel
 (not editable) into a fresh venv and serve the shipped models from outside the checkout.
 
-Runs in the default suite (~30-60 s: two isolated builds, one venv, pip from its cache).
+Runs in the default suite (~60 s: two isolated builds, one venv, pip from its cache), and
+builds the server image's build context the same way (no container engine runs here).
 """
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -25,6 +28,7 @@ import serving
 from clients.server_process import ServerProcess
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
+from tests.deploy.helpers import parse_dockerfile
 from tests.helpers.requests import typed_request
 
 pytestmark = pytest.mark.packaging
@@ -188,3 +192,58 @@ def test_installed_grid_without_matplotlib_names_the_plot_extra(venv):
         [str(venv / "digits-client"), "--version"], capture_output=True, text=True, timeout=60
     )
     assert version.stdout.strip() == f"digits-client {serving.__version__}"
+
+
+def _ignored(path: str, patterns: list[str]) -> bool:
+    """Whether a .dockerignore exclusion matches ``path`` or one of its parent directories
+    (fnmatch stands in for Docker's matcher: the same answers for this file's patterns)."""
+    parts = path.split("/")
+    prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
+    globs = [p.rstrip("/") for p in patterns]
+    globs += [
+        g.removeprefix("**/") for g in globs if g.startswith("**/")
+    ]  # "**/" = any depth, 0 too
+    return any(fnmatch.fnmatch(prefix, glob) for glob in globs for prefix in prefixes)
+
+
+def _context_files(source: Path) -> list[Path]:
+    return [source] if source.is_file() else [p for p in source.rglob("*") if p.is_file()]
+
+
+def test_server_image_build_context_still_builds_the_stubs(tmp_path):
+    """What the server image's build stage copies (after .dockerignore) builds a wheel with
+    the generated stubs: no engine runs here, so the context is laid out by hand."""
+    instructions = parse_dockerfile(ROOT / "deploy/docker/Dockerfile.server")
+    copies = [i for i in instructions if i.stage == 1 and i.keyword == "COPY"]
+    exclusions = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith(("#", "!")) and line.strip() != "*"
+    ]
+    context = tmp_path / "context"
+    for copy in copies:
+        for source in copy.args.split()[:-1]:
+            for path in _context_files(ROOT / source):
+                relative = path.relative_to(ROOT).as_posix()
+                if not _ignored(relative, exclusions):
+                    (context / relative).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, context / relative)
+    assert (context / "serving/api/__init__.py").is_file()
+    assert not list((context / "serving/api").glob("*_pb2*"))
+    assert not list(context.rglob("__pycache__"))
+    # The dev venv has the build requirements (setuptools, grpcio-tools): no isolated env.
+    pip_wheel = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    done = subprocess.run(
+        [*pip_wheel, "-w", str(tmp_path / "out"), str(context)],
+        capture_output=True,
+        text=True,
+        env=clean_env(),
+        timeout=300,
+    )
+    assert done.returncode == 0, (done.stdout + done.stderr)[-3000:]
+    (wheel,) = (tmp_path / "out").glob("digits_server-*.whl")
+    with zipfile.ZipFile(wheel) as built:
+        names = set(built.namelist())
+    assert {"serving/api/digits_pb2.py", "serving/api/open_inference_pb2_grpc.py"} <= names
+    # The image serves /models; its wheel carries no copy of them.
+    assert not [n for n in names if n.startswith("serving/_models/")]
