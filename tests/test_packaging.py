@@ -1,8 +1,9 @@
 """The packaging acceptance: build the sdist, build the wheel from it, install the wheel
 (not editable) into a fresh venv and serve the shipped models from outside the checkout.
 
-Runs in the default suite (~60 s: two isolated builds, one venv, pip from its cache), and
-builds the server image's build context the same way (no container engine runs here).
+Runs in the default suite (~60 s: two isolated builds, one venv, pip from its cache). Also
+builds a wheel from the server image's build context, laid out by hand (no container engine
+runs here).
 """
 
 from __future__ import annotations
