@@ -33,8 +33,9 @@ MODEL_CONTROL_MODES: dict[str, dict[str, Any]] = {
 
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-# A regular install carries the shipped models here (setup.py copies model_repository/).
-PACKAGED_MODELS = PACKAGE_DIR / "_models"
+# A regular install carries the shipped models in serving/_models (setup.py copies
+# model_repository/ there at build time).
+PACKAGED_MODELS = "_models"
 
 
 def default_repository(package_dir: Path = PACKAGE_DIR) -> Path:
@@ -46,7 +47,7 @@ def default_repository(package_dir: Path = PACKAGE_DIR) -> Path:
     checkout = package_dir.parent
     if (checkout / "pyproject.toml").is_file() and (checkout / "model_repository").is_dir():
         return checkout / "model_repository"
-    packaged = package_dir / PACKAGED_MODELS.name
+    packaged = package_dir / PACKAGED_MODELS
     if packaged.is_dir():
         return packaged
     raise ValueError(
