@@ -1,4 +1,4 @@
-"""Build hook: compile protos/ into serving/api with grpcio-tools.
+"""Build hooks: compile protos/ into serving/api, ship model_repository/ as package data.
 
 Generated code is not kept in git; every install (regular or editable)
 regenerates it, so the stubs always match the pinned protobuf runtime.
@@ -7,6 +7,7 @@ regenerates it, so the stubs always match the pinned protobuf runtime.
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 from setuptools import Command, setup
@@ -15,10 +16,14 @@ from setuptools.command.build_py import build_py
 ROOT = Path(__file__).resolve().parent
 PROTO_ROOT = ROOT / "protos"
 OUT = ROOT / "serving" / "api"
+MODELS = ROOT / "model_repository"
+# Where a regular (non-editable) install finds the shipped models; the same name is
+# looked up by serving.settings.default_repository().
+PACKAGED_MODELS = Path("serving") / "_models"
 
 
 def compile_protos() -> None:
-    """Compile every .proto under protos/ into flat modules in serving/api."""
+    """Compile every .proto under protos/ into flat modules (and .pyi stubs) in serving/api."""
     import tempfile
 
     from grpc_tools import protoc
@@ -49,7 +54,21 @@ def compile_protos() -> None:
                 flags=re.M,
             )
             (OUT / generated.name).write_text(text)
-    (OUT / "__init__.py").write_text('"""Code generated from protos/ at build time."""\n')
+
+
+def copy_models(build_lib: Path) -> None:
+    """Copy the whole model_repository/ tree into the build as serving/_models.
+
+    The checkout's model_repository/ stays the single source: every model and version
+    published there (a new model too) ships in the next wheel without touching this file.
+    A tree without it (e.g. the server image, which bakes /models in) builds a wheel
+    without models.
+    """
+    target = build_lib / PACKAGED_MODELS
+    if target.exists():
+        shutil.rmtree(target)
+    if MODELS.is_dir():
+        shutil.copytree(MODELS, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
 
 
 class BuildProtos(Command):
@@ -71,6 +90,9 @@ class BuildPy(build_py):
     def run(self) -> None:
         compile_protos()
         super().run()
+        # An editable install serves the checkout's model_repository/ directly.
+        if not self.editable_mode:
+            copy_models(Path(self.build_lib))
 
 
 setup(cmdclass={"build_py": BuildPy, "build_protos": BuildProtos})

@@ -2,14 +2,15 @@
 # Idempotent setup: system packages (optional), a virtualenv in .venv, and the
 # project installed into it. Fast the second time: pip skips what is there.
 #
-#   scripts/setup.sh                 serving side + clients (no TensorFlow)
+#   scripts/setup.sh                 serving side + clients with plotting (no TensorFlow)
 #   scripts/setup.sh --dev           + test tools and tritonclient
 #   scripts/setup.sh --dev --train   + TensorFlow/Keras/tf2onnx for training
 #   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium (tests, local cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras=()
+# The clients' plots (digits-client grid, which the demo draws) need the plot extra.
+extras=(plot)
 system=0
 for arg in "$@"; do
   case "$arg" in
@@ -30,12 +31,37 @@ if [[ $system == 1 ]]; then
   if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
+    # Packages dpkg does not have yet: only their services are ours to disable below.
+    fresh=()
+    for pkg in "${need[@]}"; do
+      dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || fresh+=("$pkg")
+    done
     echo "setup: installing Debian packages: ${need[*]}"
     $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-    # The packages start system services; the project runs its own instances.
-    $sudo systemctl disable --now prometheus nginx >/dev/null 2>&1 || true
-    $sudo pkill -x prometheus >/dev/null 2>&1 || true
+    # The packages would start system services (a prometheus on :9090, an nginx on :80);
+    # the project runs its own instances on ports of its own. So for this install only,
+    # Debian's policy-rc.d hook (exit 101 = "do not start") keeps them from starting; one
+    # that is already there (e.g. a container's) is left as it is.
+    policy=/usr/sbin/policy-rc.d
+    added_policy=0
+    if [[ ! -e $policy ]]; then
+      printf '#!/bin/sh\n# added by digits-server scripts/setup.sh during apt-get install\nexit 101\n' |
+        $sudo tee "$policy" >/dev/null
+      $sudo chmod 755 "$policy"
+      added_policy=1
+    fi
+    status=0
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null || status=$?
+    if [[ $added_policy == 1 ]]; then
+      $sudo rm -f "$policy"
+    fi
+    ((status == 0)) || exit "$status"
+    # Under systemd the packages also enable their units for the next boot. Disable only
+    # the services of the packages installed just now (a prometheus or nginx that was
+    # there before is the user's own and is never touched), and never kill by name.
+    if ((${#fresh[@]})) && [[ -d /run/systemd/system ]]; then
+      $sudo systemctl disable --now "${fresh[@]}" >/dev/null 2>&1 || true
+    fi
   fi
 fi
 

@@ -9,29 +9,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from serving.request_context import current_request_id
+from serving.logs import configure_logging
 from serving.runtime.providers import ProviderUnavailable
 from serving.settings import Settings, load_settings
 
 log = logging.getLogger("serving")
-
-
-class RequestIdFilter(logging.Filter):
-    """Adds the current RPC's request id (``-`` outside an RPC) to every log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.request_id = current_request_id() or "-"
-        return True
-
-
-def configure_logging(level: str) -> None:
-    """One line per event, with time, logger and request id."""
-    handler = logging.StreamHandler(sys.stderr)
-    handler.addFilter(RequestIdFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s")
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler])
 
 
 def ready_line(grpc_port: int, http_port: int, metrics_port: int) -> str:
@@ -63,10 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
     try:
         settings = load_settings(argv)
+        # Read the token file now: an empty or unreadable one is a usage error, not a crash.
+        settings.resolved_auth_token()
     except ValueError as exc:
         print(f"digits-serve: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings.log_level, settings.log_format)
     try:
         asyncio.run(serve(settings))
     except ProviderUnavailable as exc:

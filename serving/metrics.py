@@ -97,7 +97,7 @@ class Metrics:
         )
         self.inflight = Gauge(
             "digits_inflight_requests",
-            "RPCs being handled now",
+            "requests being handled now: unary RPCs, stream messages, HTTP requests",
             registry=r,
         )
 

@@ -1,24 +1,52 @@
 """Per-request context shared by every transport: request id, model used, client message.
 
-Transports set it when a request starts; servicers record the model version they used;
-log lines and metrics read it. A contextvar, so concurrent requests never see each other's.
+Transports set it when a request starts and finish it with a status; servicers record the
+model version they used; log lines (serving/logs.py) and metrics read it. A contextvar, so
+concurrent requests never see each other's.
 """
 
 from __future__ import annotations
 
 import contextvars
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 from serving import errors
 
 
 @dataclass(slots=True)
 class RequestInfo:
-    """Filled in as a request is handled, so metrics and logs can be labelled."""
+    """Filled in as a request is handled, so metrics and logs (the access log) can be labelled.
+
+    ``code`` is the transport's status, set when the request fails or finishes (gRPC's name,
+    e.g. ``NOT_FOUND``; HTTP's number, e.g. ``404``); ``duration_s`` once it has finished.
+    """
 
     request_id: str
+    api: str = ""
+    method: str = ""
     model: str = ""
     version: str = ""
+    code: str = ""
+    started: float = field(default_factory=time.perf_counter)
+    duration_s: float | None = None
+
+    def finish(self, code: str) -> float:
+        """Record the final status; returns the request's duration in seconds."""
+        self.code = code
+        self.duration_s = time.perf_counter() - self.started
+        return self.duration_s
+
+    def log_fields(self) -> dict[str, str | float]:
+        """The access-log fields known so far, for structured log lines."""
+        out: dict[str, str | float] = {"request_id": self.request_id}
+        for name in ("api", "method", "model", "version", "code"):
+            value = getattr(self, name)
+            if value or name in ("model", "version"):
+                out[name] = value
+        if self.duration_s is not None:
+            out["duration_ms"] = round(self.duration_s * 1000, 3)
+        return out
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

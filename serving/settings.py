@@ -15,13 +15,45 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from serving import __version__
+
 ENV_PREFIX = "DIGITS_"
+# Triton's flag names, accepted beside ours: Triton users type them from habit.
+TRITON_ALIASES = {
+    "--repository-poll-secs": "repository_poll_seconds",
+    "--exit-timeout-secs": "grace_seconds",
+}
+# Triton's --model-control-mode, in our settings. Triton's "none" and "explicit" never
+# poll the repository and "poll" never takes load/unload RPCs; the same here.
+MODEL_CONTROL_MODES: dict[str, dict[str, Any]] = {
+    "none": {"model_control": "off", "repository_poll_seconds": 0.0},
+    "explicit": {"model_control": "on", "repository_poll_seconds": 0.0},
+    "poll": {"model_control": "off"},
+}
 
 
-def default_repository() -> Path:
-    """The shipped model repository next to the package, else ./model_repository."""
-    shipped = Path(__file__).resolve().parent.parent / "model_repository"
-    return shipped if shipped.is_dir() else Path("model_repository")
+PACKAGE_DIR = Path(__file__).resolve().parent
+# A regular install carries the shipped models in serving/_models (setup.py copies
+# model_repository/ there at build time).
+PACKAGED_MODELS = "_models"
+
+
+def default_repository(package_dir: Path = PACKAGE_DIR) -> Path:
+    """The shipped models: the checkout's model_repository/ when running from a checkout
+    (or an editable install), else the copy packaged into the wheel.
+
+    Raises ValueError naming ``--model-repository`` when neither exists.
+    """
+    checkout = package_dir.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "model_repository").is_dir():
+        return checkout / "model_repository"
+    packaged = package_dir / PACKAGED_MODELS
+    if packaged.is_dir():
+        return packaged
+    raise ValueError(
+        f"no shipped model repository (neither {checkout / 'model_repository'} nor "
+        f"{packaged}); pass --model-repository DIR (or set DIGITS_MODEL_REPOSITORY)"
+    )
 
 
 def _opt(help_: str, lo: float | None = None, hi: float | None = None, **extra: Any) -> Any:
@@ -170,6 +202,14 @@ class Settings:
     log_level: str = field(
         default="info", metadata=_opt("log level", choices=("debug", "info", "warning", "error"))
     )
+    log_format: str = field(
+        default="text",
+        metadata=_opt(
+            "log lines: text, or json (one object a line, with request id, model, version, "
+            "status code and duration where known; debug level adds one line per request)",
+            choices=("text", "json"),
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -195,9 +235,14 @@ class Settings:
         if self.auth_token:
             return self.auth_token.strip()
         if self.auth_token_file is not None:
-            token = self.auth_token_file.read_text().strip()
+            path = self.auth_token_file
+            try:
+                token = path.read_text().strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = getattr(exc, "strerror", None) or exc
+                raise ValueError(f"cannot read --auth-token-file {path}: {reason}") from None
             if not token:
-                raise ValueError(f"{self.auth_token_file} is empty")
+                raise ValueError(f"--auth-token-file {path} is empty")
             return token
         return None
 
@@ -257,7 +302,36 @@ def build_parser() -> argparse.ArgumentParser:
             kwargs["choices"] = f.metadata["choices"]
         kwargs["type"] = _field_type(f)
         parser.add_argument(flag_name(f.name), **kwargs)
+    aliases = parser.add_argument_group("Triton's names (aliases)")
+    for alias, attr in TRITON_ALIASES.items():
+        f = next(f for f in fields(Settings) if f.name == attr)
+        aliases.add_argument(
+            alias, dest=attr, type=_field_type(f), default=None, help=f"alias of {flag_name(attr)}"
+        )
+    aliases.add_argument(
+        "--model-control-mode",
+        choices=tuple(MODEL_CONTROL_MODES),
+        default=None,
+        help="Triton's mode: none = --model-control off and no polling; explicit = "
+        "--model-control on and no polling; poll = --model-control off, polling every "
+        "--repository-poll-seconds (must be > 0)",
+    )
+    parser.add_argument("--version", action="version", version=f"digits-serve {__version__}")
     return parser
+
+
+def _apply_model_control_mode(mode: str, cli: dict[str, Any], values: dict[str, Any]) -> None:
+    """Fill ``values`` from Triton's ``--model-control-mode`` (a flag: it beats the
+    environment); refuse a flag given beside it that contradicts it."""
+    for attr, value in MODEL_CONTROL_MODES[mode].items():
+        if attr in cli and cli[attr] != value:
+            raise ValueError(
+                f"--model-control-mode={mode} means {flag_name(attr)}={value}, "
+                f"but {flag_name(attr)}={cli[attr]} was given"
+            )
+        values[attr] = value
+    if mode == "poll" and values.get("repository_poll_seconds") == 0:
+        raise ValueError("--model-control-mode=poll needs --repository-poll-seconds > 0")
 
 
 def load_settings(
@@ -266,11 +340,14 @@ def load_settings(
     """Settings from flags, then env vars, then defaults; raises ValueError on bad values."""
     environ = os.environ if environ is None else environ
     args = build_parser().parse_args(argv)
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        cli = getattr(args, f.name)
-        if cli is not None:
-            values[f.name] = cli
-        elif env_name(f.name) in environ:
-            values[f.name] = _convert(f, environ[env_name(f.name)])
+    cli = {f.name: getattr(args, f.name) for f in fields(Settings)}
+    cli = {name: value for name, value in cli.items() if value is not None}
+    values = {
+        f.name: _convert(f, environ[env_name(f.name)])
+        for f in fields(Settings)
+        if env_name(f.name) in environ
+    }
+    values.update(cli)
+    if args.model_control_mode is not None:
+        _apply_model_control_mode(args.model_control_mode, cli, values)
     return Settings(**values)

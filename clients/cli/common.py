@@ -53,7 +53,7 @@ def add_connection_args(parser: argparse.ArgumentParser) -> None:
 
 
 def add_model_args(parser: argparse.ArgumentParser, default: str | None = "cnn") -> None:
-    """``--model`` and ``--version``."""
+    """``--model`` and ``--model-version`` (``--version`` is the program's own)."""
     parser.add_argument(
         "--model",
         default=default,
@@ -61,7 +61,10 @@ def add_model_args(parser: argparse.ArgumentParser, default: str | None = "cnn")
         + (f" (default {default})" if default else ""),
     )
     parser.add_argument(
-        "--version", default="", help="model version (default: the newest loaded one)"
+        "--model-version",
+        dest="version",
+        default="",
+        help="model version (default: the newest loaded one)",
     )
 
 

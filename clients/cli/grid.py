@@ -9,6 +9,7 @@ import numpy as np
 
 from clients.cli.common import add_model_args, connect
 from clients.connection import ClientError, Endpoint
+from clients.optional import require_plotting
 from serving.api import digits_pb2 as dpb
 from serving.api import digits_pb2_grpc
 
@@ -60,6 +61,7 @@ def classify_raw(
 
 def run(args: argparse.Namespace) -> int:
     """Classify the first MNIST test images and draw the grid PNG."""
+    require_plotting("digits-client grid")
     from clients.grid import draw_grid, grid_title
     from clients.mnist_images import first_test_images, true_label
 

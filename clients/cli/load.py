@@ -11,6 +11,7 @@ from pathlib import Path
 from clients.cli.common import PROG, add_model_args, connect
 from clients.connection import ClientError
 from clients.load import APIS, LoadConfig, Progress, ProgressFn, run_load_sync
+from clients.optional import require_plotting
 
 NAME = "load"
 HELP = "closed-loop load test: throughput, latency percentiles, errors"
@@ -98,6 +99,8 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
 
 def run(args: argparse.Namespace) -> int:
     """Run the closed-loop load test and report."""
+    if args.plot is not None:
+        require_plotting("digits-client load --plot")
     config = config_from(args)
     progress = None if args.quiet else progress_printer()
     try:

@@ -18,6 +18,7 @@ import grpc
 from clients.cli import classify, grid, health, load, models
 from clients.cli.common import PROG, add_connection_args
 from clients.connection import ClientError, status_line
+from serving import __version__
 
 EXAMPLES = """\
 examples:
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         command = sub.add_parser(module.NAME, help=module.HELP, description=module.DESCRIPTION)

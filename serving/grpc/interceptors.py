@@ -1,4 +1,8 @@
-"""One interceptor for every RPC of our services: auth, request ids, errors -> status, metrics."""
+"""One interceptor for every RPC of our services: auth, request ids, errors -> status, metrics.
+
+Every answered RPC (success or error, unary or stream, authenticated or not) carries its
+request id in the trailing metadata ``x-request-id``: the client's own, or a generated one.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +10,14 @@ import hmac
 import itertools
 import logging
 import os
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
 
 from serving.errors import InvalidInput
-from serving.grpc.status import status_of
+from serving.grpc.status import log_failure, status_of
+from serving.logs import log_access
 from serving.metrics import Metrics
 from serving.request_context import RequestInfo, client_message, current_request
 
@@ -28,6 +32,7 @@ API_OF = {
 }
 # Only inference and repository RPCs need a token; liveness/metadata do not.
 PUBLIC_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady", "ServerMetadata"})
+REQUEST_ID_KEY = "x-request-id"
 
 
 class ServingInterceptor(grpc.aio.ServerInterceptor):
@@ -40,6 +45,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         self._series: dict[tuple, tuple] = {}
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-"
+        # Request bytes of an unauthenticated call are never parsed.
+        self._deny_handler = grpc.unary_unary_rpc_method_handler(self._deny)
 
     async def intercept_service(
         self,
@@ -52,7 +59,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         if self._token is not None and not self._authorized(
             method_path, details.invocation_metadata
         ):
-            return _DENY
+            return self._deny_handler
         cached = self._cache.get(method_path, False)
         if cached is not False:
             return cached
@@ -72,6 +79,13 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                     token.encode(), self._token or b""
                 )
         return False
+
+    async def _deny(self, _request: Any, context: grpc.aio.ServicerContext) -> None:
+        await context.abort(
+            grpc.StatusCode.UNAUTHENTICATED,
+            "missing or invalid bearer token (send metadata 'authorization: Bearer <token>')",
+            trailing_metadata=((REQUEST_ID_KEY, self._request_id(context)),),
+        )
 
     def _wrap(self, method_path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         api = next(
@@ -93,19 +107,24 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
             )
         return handler
 
-    def _start(self, context: grpc.aio.ServicerContext) -> RequestInfo:
-        request_id = ""
+    def _request_id(self, context: grpc.aio.ServicerContext) -> str:
+        """The client's ``x-request-id`` (at most 128 characters), else a new unique one."""
         for key, value in context.invocation_metadata() or ():
-            if key == "x-request-id":
-                request_id = str(value)[:128]
+            if key == REQUEST_ID_KEY:
+                if value := str(value)[:128]:
+                    return value
                 break
-        info = RequestInfo(request_id or f"{self._prefix}{next(self._ids)}")
+        return f"{self._prefix}{next(self._ids)}"
+
+    def _start(self, context: grpc.aio.ServicerContext, api: str, method: str) -> RequestInfo:
+        info = RequestInfo(self._request_id(context), api, method)
         current_request.set(info)
+        context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id),))
         return info
 
-    def _finish(
-        self, info: RequestInfo, api: str, method: str, code: grpc.StatusCode, start: float
-    ) -> None:
+    def _finish(self, info: RequestInfo, code: grpc.StatusCode) -> None:
+        seconds = info.finish(code.name)
+        api, method = info.api, info.method
         key = (info.model, info.version, api, method, code)
         series = self._series.get(key)
         if series is None:
@@ -116,24 +135,21 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                 m.request_seconds.labels(info.model, api, method),
             )
         series[0].inc()
-        series[1].observe(time.perf_counter() - start)
+        series[1].observe(seconds)
+        log_access(info)
 
     async def _fail(
-        self, context: grpc.aio.ServicerContext, info: RequestInfo, exc: BaseException, method: str
+        self, context: grpc.aio.ServicerContext, info: RequestInfo, exc: BaseException
     ) -> grpc.StatusCode:
-        code = status_of(exc)
-        if code is grpc.StatusCode.INTERNAL:
-            log.error("%s failed", method, exc_info=exc)
-        else:
-            log.debug("%s -> %s: %s", method, code.name, exc)
+        info.code = status_of(exc).name
+        code = log_failure(log, info.method, exc)
         context.set_code(code)
         context.set_details(client_message(exc, info.request_id))
         return code
 
     def _unary(self, behavior: Callable, api: str, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.perf_counter()
-            info = self._start(context)
+            info = self._start(context, api, method)
             self._metrics.inflight.inc()
             code = grpc.StatusCode.OK
             try:
@@ -141,26 +157,41 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                     raise InvalidInput(request.message)
                 return await behavior(request, context)
             except Exception as exc:  # ServingErrors and surprises alike go through the table
-                code = await self._fail(context, info, exc, method)
+                code = await self._fail(context, info, exc)
                 return None
             finally:
                 self._metrics.inflight.dec()
-                self._finish(info, api, method, code, start)
+                self._finish(info, code)
 
         return call
 
     def _stream(self, behavior: Callable, api: str, method: str) -> Callable:
         async def call(requests: AsyncIterator, context: grpc.aio.ServicerContext) -> AsyncIterator:
-            start = time.perf_counter()
-            info = self._start(context)
+            info = self._start(context, api, method)
             code = grpc.StatusCode.OK
+            # Every stream message is in flight from when it is read until it is answered:
+            # both stream methods answer each message exactly once (streaming.pump).
+            inflight = self._metrics.inflight
+            pending = 0
+
+            async def counted() -> AsyncIterator:
+                nonlocal pending
+                async for request in _decoded(requests):
+                    pending += 1
+                    inflight.inc()
+                    yield request
+
             try:
-                async for response in behavior(_decoded(requests), context):
+                async for response in behavior(counted(), context):
+                    if pending:
+                        pending -= 1
+                        inflight.dec()
                     yield response
             except Exception as exc:  # ServingErrors and surprises alike go through the table
-                code = await self._fail(context, info, exc, method)
+                code = await self._fail(context, info, exc)
             finally:
-                self._finish(info, api, method, code, start)
+                inflight.dec(pending)  # messages never answered (stream failed or cancelled)
+                self._finish(info, code)
 
         return call
 
@@ -196,14 +227,3 @@ async def _decoded(requests: AsyncIterator) -> AsyncIterator:
         if type(request) is Undecodable:
             raise InvalidInput(request.message)
         yield request
-
-
-async def _deny(_request: Any, context: grpc.aio.ServicerContext) -> None:
-    await context.abort(
-        grpc.StatusCode.UNAUTHENTICATED,
-        "missing or invalid bearer token (send metadata 'authorization: Bearer <token>')",
-    )
-
-
-# Request bytes of an unauthenticated call are never parsed.
-_DENY = grpc.unary_unary_rpc_method_handler(_deny)

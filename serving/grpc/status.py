@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import grpc
 
 from serving import errors
@@ -24,3 +26,14 @@ def status_of(exc: BaseException) -> grpc.StatusCode:
         if code is not None:
             return code
     return grpc.StatusCode.INTERNAL
+
+
+def log_failure(logger: logging.Logger, what: str, exc: BaseException) -> grpc.StatusCode:
+    """The status for ``exc``; a surprise (INTERNAL) is logged with its traceback, since the
+    client only reads "see server logs", and an expected error at debug level."""
+    code = status_of(exc)
+    if code is grpc.StatusCode.INTERNAL:
+        logger.error("%s failed", what, exc_info=exc)
+    else:
+        logger.debug("%s -> %s: %s", what, code.name, exc)
+    return code

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
+
+from serving.grpc.status import log_failure
+
+log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Resp = TypeVar("Resp")
@@ -22,7 +27,8 @@ async def pump(
     At most ``max_inflight`` requests of the stream are in progress; reading
     pauses beyond that, which pushes back on the client through HTTP/2 flow
     control instead of growing memory. A failed request yields
-    ``on_error(request, exc)`` and the stream goes on.
+    ``on_error(request, exc)`` and the stream goes on; a surprise is logged with its
+    traceback (and, through the log filter, the stream's request id).
     """
     results: asyncio.Queue = asyncio.Queue()
     slots = asyncio.Semaphore(max_inflight)
@@ -32,6 +38,7 @@ async def pump(
         try:
             results.put_nowait(await handle(request))
         except Exception as exc:
+            log_failure(log, "stream message", exc)
             results.put_nowait(on_error(request, exc))
         finally:
             slots.release()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import itertools
 import logging
 import os
-import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from starlette.types import Message
 from serving.auth import DENIED, TokenCheck
 from serving.errors import InvalidInput, TooLarge, Unauthenticated
 from serving.http.errors import error_response, status_of
+from serving.logs import log_access
 from serving.metrics import Metrics
 from serving.request_context import RequestInfo, client_message, current_request
 
@@ -49,9 +49,8 @@ class Handlers:
         """``endpoint`` with the request context, auth, error table and metrics around it."""
 
         async def call(request: Request) -> Response:
-            start = time.perf_counter()
             given = request.headers.get("x-request-id", "")[:128]
-            info = RequestInfo(given or f"{self._prefix}{next(self._ids)}")
+            info = RequestInfo(given or f"{self._prefix}{next(self._ids)}", api, method)
             current_request.set(info)
             self._metrics.inflight.inc()
             status = 500
@@ -71,11 +70,12 @@ class Handlers:
                 return error_response(status, client_message(exc, info.request_id), info.request_id)
             finally:
                 self._metrics.inflight.dec()
-                self._finish(info, api, method, status, start)
+                self._finish(info, api, method, status)
 
         return call
 
-    def _finish(self, info: RequestInfo, api: str, method: str, status: int, start: float) -> None:
+    def _finish(self, info: RequestInfo, api: str, method: str, status: int) -> None:
+        seconds = info.finish(str(status))
         key = (info.model, info.version, api, method, status)
         series = self._series.get(key)
         if series is None:
@@ -85,7 +85,8 @@ class Handlers:
                 m.request_seconds.labels(info.model, api, method),
             )
         series[0].inc()
-        series[1].observe(time.perf_counter() - start)
+        series[1].observe(seconds)
+        log_access(info)
 
     def limited(self, request: Request) -> Request:
         """``request`` whose body is refused with 413 as soon as it exceeds the limit:

@@ -147,8 +147,12 @@ def test_dockerignore_keeps_junk_out():
     text = (ROOT / ".dockerignore").read_text().splitlines()
     first_rule = next(t for t in text if t.strip() and not t.startswith("#"))
     assert first_rule == "*", "the context must be an allowlist"
-    for junk in (".venv/", "runs/", ".git/", "bench/results/", "**/__pycache__/", "serving/api/"):
+    for junk in (".venv/", "runs/", ".git/", "bench/results/", "**/__pycache__/"):
         assert junk in text, junk
+    # Stale generated stubs stay out, the package's own __init__.py stays in.
+    assert "serving/api/*_pb2*" in text
+    assert (ROOT / "serving" / "api" / "__init__.py").is_file()
+    assert not any(t.rstrip("/") in ("serving/api", "serving/api/*") for t in text)
     # The packages pip installs must stay in the context.
     for needed in ("pyproject.toml", "setup.py", "protos/", "serving/", "clients/", "training/"):
         assert f"!{needed}" in text, needed

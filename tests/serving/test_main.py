@@ -1,7 +1,10 @@
 """`python -m serving` as a real process: start, serve, drain on SIGTERM, exit codes."""
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -83,3 +86,52 @@ def test_busy_port_exits_4_with_one_line(repo):
             assert proc.wait(30) == 4
             out = proc.log_text()
             assert "cannot bind gRPC port" in out and "Traceback" not in out
+
+
+def test_empty_auth_token_file_exits_2_with_one_line(repo, tmp_path):
+    empty = tmp_path / "token"
+    empty.write_text("\n")
+    with start(repo, "--auth-token-file", str(empty)) as proc:
+        assert proc.wait(30) == 2, proc.log_text()
+        assert proc.log_text().strip() == f"digits-serve: --auth-token-file {empty} is empty"
+
+
+def test_missing_auth_token_file_exits_2_with_one_line(repo, tmp_path):
+    with start(repo, "--auth-token-file", str(tmp_path / "nope")) as proc:
+        assert proc.wait(30) == 2, proc.log_text()
+        out = proc.log_text().strip()
+    assert out.startswith("digits-serve: cannot read --auth-token-file") and "\n" not in out
+
+
+def test_version_flag_prints_the_program_version():
+    import serving
+
+    done = subprocess.run(
+        [sys.executable, "-m", "serving", "--version"], capture_output=True, text=True, cwd=ROOT
+    )
+    assert done.returncode == 0
+    assert done.stdout.strip() == f"digits-serve {serving.__version__}"
+
+
+def test_json_log_format_one_object_a_line_with_request_fields(repo):
+    with start(repo, "--log-format", "json", "--log-level", "debug") as proc:
+        proc.wait_ready()
+        with grpc.insecure_channel(proc.grpc_address) as channel:
+            stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+            stub.ModelInfer(v2_request(random_images(1)), metadata=[("x-request-id", "j-1")])
+            try:
+                stub.ModelInfer(v2_request(random_images(1), model="nope"), timeout=5)
+            except grpc.RpcError as exc:
+                assert exc.code() is grpc.StatusCode.NOT_FOUND
+        os.kill(proc.pid, signal.SIGTERM)
+        assert proc.wait(20) == 0
+        lines = [line for line in proc.log_text().splitlines() if line.strip()]
+    # Every line but the ready line (stdout, in the same log) is one JSON object.
+    records = [json.loads(line) for line in lines if not line.startswith("digits-serve ready")]
+    assert records and all({"time", "level", "logger", "message"} <= r.keys() for r in records)
+    ok = [r for r in records if r.get("request_id") == "j-1" and r.get("code") == "OK"]
+    assert ok, records
+    assert ok[0]["model"] == "cnn" and ok[0]["version"] == "1" and ok[0]["duration_ms"] >= 0
+    assert ok[0]["method"] == "ModelInfer"
+    failed = [r for r in records if r.get("code") == "NOT_FOUND"]
+    assert failed and failed[0]["request_id"] and failed[0]["model"] == ""

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.settings import Settings, build_parser, load_settings
+from serving.settings import Settings, build_parser, default_repository, load_settings
 
 
 def test_defaults_follow_triton_ports():
@@ -57,3 +57,64 @@ def test_every_flag_is_documented():
     text = build_parser().format_help()
     for flag in ("--model-repository", "--grpc-port", "--metrics-port", "--max-queue-delay-us"):
         assert flag in text
+
+
+def test_triton_names_are_aliases():
+    s = load_settings(["--repository-poll-secs", "30", "--exit-timeout-secs", "4"], environ={})
+    assert (s.repository_poll_seconds, s.grace_seconds) == (30, 4)
+    text = build_parser().format_help()
+    assert "alias of --repository-poll-seconds" in text and "alias of --grace-seconds" in text
+
+
+@pytest.mark.parametrize(
+    ("mode", "control", "poll"), [("none", "off", 0), ("explicit", "on", 0), ("poll", "off", 5)]
+)
+def test_model_control_mode_maps_like_triton(mode, control, poll):
+    s = load_settings(["--model-control-mode", mode], environ={})
+    assert (s.model_control, s.repository_poll_seconds) == (control, poll)
+
+
+def test_model_control_mode_beats_env_but_refuses_a_contradicting_flag():
+    env = {"DIGITS_MODEL_CONTROL": "off", "DIGITS_REPOSITORY_POLL_SECONDS": "9"}
+    s = load_settings(["--model-control-mode", "explicit"], environ=env)
+    assert (s.model_control, s.repository_poll_seconds) == ("on", 0)
+    with pytest.raises(ValueError, match="--model-control-mode=explicit means --model-control=on"):
+        load_settings(["--model-control-mode", "explicit", "--model-control", "off"], environ={})
+    with pytest.raises(ValueError, match="means --repository-poll-seconds=0"):
+        load_settings(["--model-control-mode", "none", "--repository-poll-secs", "3"], environ={})
+    with pytest.raises(ValueError, match="poll needs --repository-poll-seconds > 0"):
+        load_settings(["--model-control-mode", "poll", "--repository-poll-seconds", "0"], {})
+    assert load_settings(["--model-control-mode", "poll", "--repository-poll-secs", "2"], {})
+
+
+def test_log_format_choices():
+    assert load_settings(["--log-format", "json"], environ={}).log_format == "json"
+    assert Settings().log_format == "text"
+    with pytest.raises(ValueError, match="expected one of"):
+        Settings(log_format="xml")
+
+
+def _package(root: Path, checkout: bool, packaged: bool) -> Path:
+    package = root / "serving"
+    package.mkdir(parents=True)
+    if checkout:
+        (root / "pyproject.toml").write_text("")
+        (root / "model_repository").mkdir()
+    if packaged:
+        (package / "_models").mkdir()
+    return package
+
+
+def test_default_repository_checkout_first_then_packaged_copy(tmp_path):
+    both = _package(tmp_path / "a", checkout=True, packaged=True)
+    assert default_repository(both) == tmp_path / "a" / "model_repository"
+    # An installed package: site-packages/serving/_models, no pyproject.toml beside it.
+    installed = _package(tmp_path / "b", checkout=False, packaged=True)
+    (tmp_path / "b" / "model_repository").mkdir()  # a stray directory is not a checkout
+    assert default_repository(installed) == installed / "_models"
+
+
+def test_no_shipped_repository_is_a_clear_error_naming_the_flag(tmp_path):
+    nothing = _package(tmp_path, checkout=False, packaged=False)
+    with pytest.raises(ValueError, match="pass --model-repository DIR"):
+        default_repository(nothing)
