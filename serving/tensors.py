@@ -91,8 +91,11 @@ def from_contents(values: Sequence, datatype: str, shape: Sequence[int], what: s
             f"contents.{CONTENTS_FIELD[datatype]}, got {len(values)}"
         )
     # np.array over a protobuf repeated field goes through the buffer/sequence
-    # protocol in C; casting afterwards checks range per dtype.
-    return np.asarray(values, dtype=dtype).reshape(shape)
+    # protocol in C; a value the datatype cannot hold raises instead of wrapping.
+    try:
+        return np.asarray(values, dtype=dtype).reshape(shape)
+    except (OverflowError, ValueError) as exc:
+        raise InvalidInput(f"{what}: values outside the range of {datatype} ({exc})") from None
 
 
 def to_raw(array: np.ndarray) -> tuple[str, bytes]:

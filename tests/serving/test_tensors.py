@@ -56,3 +56,8 @@ def test_dimensions_are_bounded():
 def test_unknown_datatype_lists_the_known_ones():
     with pytest.raises(InvalidInput, match=r"unsupported datatype 'BYTES'.*FP32"):
         from_raw(b"", "BYTES", [0], "x")
+
+
+def test_contents_outside_the_datatype_range_are_invalid_input():
+    with pytest.raises(InvalidInput, match="outside the range of INT8"):
+        from_contents([1000], "INT8", [1], "x")
