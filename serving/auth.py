@@ -31,4 +31,4 @@ class TokenCheck:
         return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), self._token)
 
 
-DENIED = "missing or invalid bearer token (send the header 'authorization: Bearer <token>')"
+DENIED = "missing or invalid bearer token (send 'authorization: Bearer <token>')"

@@ -6,7 +6,6 @@ request id in the trailing metadata ``x-request-id``: the client's own, or a gen
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import logging
 import os
@@ -15,6 +14,7 @@ from typing import Any
 
 import grpc
 
+from serving.auth import DENIED, TokenCheck
 from serving.errors import InvalidInput
 from serving.grpc.status import log_failure, status_of
 from serving.logs import log_access
@@ -30,8 +30,6 @@ API_OF = {
     "/inference.GRPCInferenceService/": "v2",
     "/digits.v1.DigitClassifier/": "typed",
 }
-# Only inference and repository RPCs need a token; liveness/metadata do not.
-PUBLIC_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady", "ServerMetadata"})
 REQUEST_ID_KEY = "x-request-id"
 
 
@@ -40,7 +38,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
 
     def __init__(self, metrics: Metrics, auth_token: str | None = None) -> None:
         self._metrics = metrics
-        self._token = auth_token.encode() if auth_token else None
+        self._auth = TokenCheck(auth_token)
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
         self._series: dict[tuple, tuple] = {}
         self._ids = itertools.count(1)
@@ -56,9 +54,7 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         method_path = details.method
         if method_path.startswith(OPEN_SERVICES):
             return await continuation(details)
-        if self._token is not None and not self._authorized(
-            method_path, details.invocation_metadata
-        ):
+        if self._auth.enabled and not self._authorized(method_path, details.invocation_metadata):
             return self._deny_handler
         cached = self._cache.get(method_path, False)
         if cached is not False:
@@ -69,21 +65,15 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
         return wrapped
 
     def _authorized(self, method_path: str, metadata: Any) -> bool:
-        if method_path.rsplit("/", 1)[-1] in PUBLIC_METHODS:
-            return True
-        for key, value in metadata or ():
-            if key == "authorization" and isinstance(value, str):
-                scheme, _, token = value.partition(" ")
-                # compare_digest: the time taken must not reveal how much matched.
-                return scheme.lower() == "bearer" and hmac.compare_digest(
-                    token.encode(), self._token or b""
-                )
-        return False
+        header = next(
+            (v for k, v in metadata or () if k == "authorization" and isinstance(v, str)), None
+        )
+        return self._auth.allows(method_path.rsplit("/", 1)[-1], header)
 
     async def _deny(self, _request: Any, context: grpc.aio.ServicerContext) -> None:
         await context.abort(
             grpc.StatusCode.UNAUTHENTICATED,
-            "missing or invalid bearer token (send metadata 'authorization: Bearer <token>')",
+            DENIED,
             trailing_metadata=((REQUEST_ID_KEY, self._request_id(context)),),
         )
 
