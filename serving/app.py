@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 def runtime_config(settings: Settings, available: tuple[str, ...] | None = None) -> RuntimeConfig:
     """Session options from settings; threads from the CPUs this process may really use."""
-    budget = cpu_budget()
+    # Worker processes split the budget: workers x threads <= CPUs.
+    budget = max(1, cpu_budget() // settings.worker_count)
     threads = settings.intra_op_threads or max(1, budget // settings.max_concurrent_batches)
     config = RuntimeConfig(
         provider=settings.provider,
@@ -39,7 +40,7 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
     log.info(
-        "cpu budget %d (affinity and cgroup quota); %d intra-op thread(s) per session, "
+        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per session, "
         "%d batch(es) at once; provider request %r",
         budget,
         threads,

@@ -28,13 +28,18 @@ API_OF = {
 }
 # Only inference and repository RPCs need a token; liveness/metadata do not.
 PUBLIC_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady", "ServerMetadata"})
+WORKER_PID_KEY = "x-worker-pid"
 
 
 class ServingInterceptor(grpc.aio.ServerInterceptor):
     """Maps errors to statuses in one place and times every RPC."""
 
-    def __init__(self, metrics: Metrics, auth_token: str | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics, auth_token: str | None = None, worker_pid: int | None = None
+    ) -> None:
         self._metrics = metrics
+        # With worker processes every answer names the one that gave it.
+        self._trailer = ((WORKER_PID_KEY, str(worker_pid)),) if worker_pid is not None else None
         self._token = auth_token.encode() if auth_token else None
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
         self._series: dict[tuple, tuple] = {}
@@ -101,6 +106,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
                 break
         info = RequestInfo(request_id or f"{self._prefix}{next(self._ids)}")
         current_request.set(info)
+        if self._trailer is not None:
+            context.set_trailing_metadata(self._trailer)
         return info
 
     def _finish(

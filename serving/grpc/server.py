@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -36,7 +37,9 @@ def grpc_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.so_reuseport", 0),
+        # Worker processes share the port (the supervisor reserved it); one process alone
+        # must refuse a port another server holds.
+        ("grpc.so_reuseport", 1 if settings.worker_count > 1 else 0),
     ]
     if settings.max_connection_age_seconds > 0:
         options += [
@@ -44,6 +47,11 @@ def grpc_options(settings: Settings) -> list[tuple[str, int]]:
             ("grpc.max_connection_age_grace_ms", int(settings.grace_seconds * 1000) + 1000),
         ]
     return options
+
+
+def worker_pid(settings: Settings) -> int | None:
+    """This process's pid when it is one of several workers (every answer then names it)."""
+    return os.getpid() if settings.worker_count > 1 else None
 
 
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
@@ -77,7 +85,7 @@ class GrpcTransport:
     def _build(self) -> grpc.aio.Server:
         s = self._settings
         server = grpc.aio.server(
-            interceptors=[ServingInterceptor(self._metrics, self._token)],
+            interceptors=[ServingInterceptor(self._metrics, self._token, worker_pid(s))],
             options=grpc_options(s),
             maximum_concurrent_rpcs=None,
         )

@@ -1,0 +1,229 @@
+"""`--workers 2` as real processes on port 0: both workers serve, one /metrics sums them,
+repository changes reach every worker, a killed worker comes back, SIGTERM drains all."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import grpc
+import pytest
+
+from serving.api import open_inference_pb2 as pb
+from serving.api import open_inference_pb2_grpc
+from tests.helpers.requests import random_images, v2_request
+from tests.helpers.tiny_models import linear_softmax, publish
+from tests.helpers.workers import WorkerServer, answered_by, sample, wait_for
+
+
+def infer(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub, model: str = "cnn") -> tuple:
+    return stub.ModelInfer.with_call(v2_request(random_images(1), model=model), timeout=10)
+
+
+def model_ready(name: str):
+    def call(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub) -> tuple:
+        return stub.ModelReady.with_call(pb.ModelReadyRequest(name=name), timeout=10)
+
+    return call
+
+
+def ready_everywhere(server: WorkerServer, name: str) -> set[bool]:
+    return {r.ready for r in server.per_worker(model_ready(name)).values()}
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerServer]:
+    """Two workers over a tiny repository, polling it, with repository control on."""
+    tmp = tmp_path_factory.mktemp("workers")
+    repo = tmp / "models"
+    publish(repo, "cnn", 1, linear_softmax(seed=1))
+    publish(repo, "other", 1, linear_softmax(seed=2))
+    server = WorkerServer(
+        repo, tmp / "server.log", "--repository-poll-seconds", "0.3", "--model-control", "on"
+    ).wait_ready()
+    server.repo = repo  # type: ignore[attr-defined]
+    yield server
+    server.stop()
+
+
+def test_both_workers_answer(cluster: WorkerServer) -> None:
+    pids = cluster.worker_pids()
+    assert len(pids) == 2 and cluster.proc.pid not in pids
+    answers = cluster.per_worker(infer)
+    assert set(answers) == pids
+    assert all(r.outputs[0].shape == [1, 10] for r in answers.values())
+    text = cluster.metrics()
+    assert [sample(text, "digits_worker_up", worker=str(i)) for i in (0, 1)] == [1, 1]
+
+
+def test_metrics_counter_is_the_exact_sum_over_workers(cluster: WorkerServer) -> None:
+    before = sample(cluster.metrics(), "digits_requests_total", method="ModelInfer", code="OK")
+    per_pid: dict[int, int] = {}
+    for _ in range(16):
+        with cluster.channel() as channel:
+            _response, rpc = infer(open_inference_pb2_grpc.GRPCInferenceServiceStub(channel))
+        per_pid[answered_by(rpc)] = per_pid.get(answered_by(rpc), 0) + 1
+    after = sample(cluster.metrics(), "digits_requests_total", method="ModelInfer", code="OK")
+    assert after - before == 16
+    assert len(per_pid) == 2, f"16 connections all went to one worker: {per_pid}"
+
+
+def test_unload_and_load_reach_every_worker(cluster: WorkerServer) -> None:
+    assert ready_everywhere(cluster, "other") == {True}
+    with cluster.channel() as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="other"), timeout=20)
+    # The RPC answers once every worker applied it: no waiting here.
+    assert ready_everywhere(cluster, "other") == {False}
+    time.sleep(1)  # several poll intervals: polling leaves an unloaded model alone
+    assert ready_everywhere(cluster, "other") == {False}
+    with cluster.channel() as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="other"), timeout=20)
+    assert ready_everywhere(cluster, "other") == {True}
+
+
+def test_new_version_is_served_by_every_worker(cluster: WorkerServer) -> None:
+    repo: Path = cluster.repo  # type: ignore[attr-defined]
+    staged = publish(repo.parent / "staging", "cnn", 2, linear_softmax(seed=3))
+    staged.rename(repo / "cnn" / "2")  # appears whole: the poller never sees half a version
+
+    def all_on_v2() -> bool:
+        return {r.model_version for r in cluster.per_worker(infer).values()} == {"2"}
+
+    wait_for(all_on_v2, timeout=20, interval=0.2)
+
+
+def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
+    cluster: WorkerServer,
+) -> None:
+    # A model unloaded by request must stay unloaded in the replacement worker too.
+    with cluster.channel() as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="other"), timeout=20)
+    victim, survivor = sorted(cluster.worker_pids())
+    clients = 6
+    stop = threading.Event()
+    errors: list[tuple[int, grpc.StatusCode]] = []
+    answered: list[tuple[int, int]] = []
+
+    def client(index: int) -> None:
+        with cluster.channel() as channel:
+            stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+            while not stop.is_set():
+                try:
+                    # wait_for_ready: a call made while the channel reconnects waits for the
+                    # new connection instead of failing fast (docs/design.md, workers).
+                    request = v2_request(random_images(1))
+                    _response, rpc = stub.ModelInfer.with_call(
+                        request, timeout=10, wait_for_ready=True
+                    )
+                    answered.append((index, answered_by(rpc)))
+                except grpc.RpcError as exc:
+                    errors.append((index, exc.code()))
+
+    with ThreadPoolExecutor(clients) as pool:
+        for index in range(clients):
+            pool.submit(client, index)
+        wait_for(lambda: len({i for i, _pid in answered}) == clients)
+        on_victim = {i for i, pid in answered if pid == victim}
+        os.kill(victim, signal.SIGKILL)
+        wait_for(lambda: len(cluster.worker_pids() - {victim}) == 2, timeout=30)
+        time.sleep(0.5)
+        stop.set()
+    # Only clients connected to the killed worker fail, with UNAVAILABLE: the call each had in
+    # flight on it and, at most, one more sent on a reconnection the dying worker's kernel
+    # backlog took just before its listening socket closed (docs/design.md, workers).
+    assert {code for _i, code in errors} <= {grpc.StatusCode.UNAVAILABLE}, errors
+    assert {i for i, _code in errors} <= on_victim
+    failures = Counter(i for i, _code in errors)
+    assert max(failures.values(), default=0) <= 2, errors
+    replacement = (cluster.worker_pids() - {survivor}).pop()
+    assert replacement != victim
+
+    def both_up() -> bool:
+        text = cluster.metrics()
+        return sample(text, "digits_worker_up") == 2
+
+    wait_for(both_up)
+    assert sample(cluster.metrics(), "digits_worker_restarts_total") == 1
+    assert "died; restart 1" in cluster.log()
+    assert set(cluster.per_worker(infer)) == {survivor, replacement}
+    assert ready_everywhere(cluster, "other") == {False}
+    print(
+        f"\nSIGKILL of one worker under load: {len(errors)} failed "
+        f"({len(on_victim)} clients on it), {len(answered)} answered"
+    )
+
+
+def test_sigterm_drains_every_worker_and_exits_zero(tmp_path: Path, repo: Path) -> None:
+    # A long batch delay keeps requests queued in both workers when SIGTERM arrives.
+    server = WorkerServer(repo, tmp_path / "server.log", "--max-queue-delay-us", "800000")
+    try:
+        server.wait_ready()
+        pids = server.worker_pids()
+        channels: dict[int, list[grpc.Channel]] = {pid: [] for pid in pids}
+        while min(len(c) for c in channels.values()) < 2:
+            channel = server.channel()
+            stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+            _response, rpc = stub.ServerLive.with_call(pb.ServerLiveRequest(), timeout=5)
+            channels[answered_by(rpc)].append(channel)
+        stubs = [
+            open_inference_pb2_grpc.GRPCInferenceServiceStub(ch)
+            for chs in channels.values()
+            for ch in chs
+        ]
+        futures = [s.ModelInfer.future(v2_request(random_images(1)), timeout=20) for s in stubs]
+        time.sleep(0.3)
+        server.proc.send_signal(signal.SIGTERM)
+        time.sleep(0.2)
+        with server.channel() as late_channel:
+            late_stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(late_channel)
+            with pytest.raises(grpc.RpcError) as late:
+                late_stub.ModelInfer(v2_request(random_images(1)), timeout=5)
+        drained = [answered_by(f) for f in futures if f.result().outputs[0].shape == [1, 10]]
+        assert sorted(drained) == sorted(pid for pid, chs in channels.items() for _ in chs)
+        assert late.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert server.proc.wait(30) == 0
+        for chs in channels.values():
+            for channel in chs:
+                channel.close()
+        for pid in pids:
+            assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
+        assert server.log().count("INFO serving.app [-]: stopped") == 2
+    finally:
+        server.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().lower()
+    except OSError:
+        return "zombie"
+
+
+def test_workers_that_cannot_start_make_the_supervisor_fail(tmp_path: Path, repo: Path) -> None:
+    server = WorkerServer(repo, tmp_path / "server.log", "--provider", "cuda")
+    assert server.proc.wait(60) == 3
+    log = server.log()
+    assert "onnxruntime-gpu" in log and "failed to start" in log
+    assert "digits-serve ready" not in log
+    server.stop()
+
+
+def test_busy_port_is_refused(tmp_path: Path, repo: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        server = WorkerServer(repo, tmp_path / "server.log", "--grpc-port", str(port))
+        assert server.proc.wait(30) == 4
+        assert "cannot bind" in server.log() and "Traceback" not in server.log()
+        server.stop()
