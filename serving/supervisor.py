@@ -62,7 +62,7 @@ class WorkerSlot:
     ready: bool = False
     restarts: int = 0
     failures_in_a_row: int = 0
-    started_at: float = 0.0
+    serving_since: float | None = None
 
     @property
     def pid(self) -> int:
@@ -104,41 +104,46 @@ class Supervisor:
         """Reserve ports, start every worker, announce, serve until a signal, drain."""
         try:
             ports = self._reserve()
+            metrics_port = self._serve_metrics()
         except OSError as exc:
             log.error("cannot start: %s", exc)
+            self._close()
             return 4
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stopping.set)
-        s = self.settings
-        worker_settings = s.replace(metrics_port=-1, workers=str(len(self.slots)), **ports)
+        worker_settings = self.settings.replace(
+            metrics_port=-1, workers=str(len(self.slots)), **ports
+        )
         self._env = {
             **os.environ,
             **settings_environ(worker_settings),
             MULTIPROC_DIR_ENV: str(self._dir),
         }
-        metrics_port = -1
-        if s.metrics_port >= 0:
-            metrics_port = self._endpoint.start(
-                self.metrics.registry, s.metrics_host, s.metrics_port
-            )
-            log.info(
-                "metrics for all workers on http://%s:%d/metrics", s.metrics_host, metrics_port
-            )
         tasks = [loop.create_task(self._keep_running(slot)) for slot in self.slots]
         try:
             if await self._first_start():
                 announce(ports, metrics_port)
-                log.info(
-                    "%d workers serving: pids %s", len(self.slots), [w.pid for w in self.slots]
-                )
+                pids = [w.pid for w in self.slots]
+                log.info("%d workers serving: pids %s", len(self.slots), pids)
                 await self._stopping.wait()
             return await self._drain(tasks)
         finally:
-            self._endpoint.close()
-            for sock in self._sockets.values():
-                sock.close()
-            shutil.rmtree(self._dir, ignore_errors=True)
+            self._close()
+
+    def _serve_metrics(self) -> int:
+        s = self.settings
+        if s.metrics_port < 0:
+            return -1
+        port = self._endpoint.start(self.metrics.registry, s.metrics_host, s.metrics_port)
+        log.info("metrics for all workers on http://%s:%d/metrics", s.metrics_host, port)
+        return port
+
+    def _close(self) -> None:
+        self._endpoint.close()
+        for sock in self._sockets.values():
+            sock.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
 
     def _reserve(self) -> dict[str, int]:
         ports: dict[str, int] = {}
@@ -165,14 +170,17 @@ class Supervisor:
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
                 slot.process.send_signal(signal.SIGTERM)
-        done, late = await asyncio.wait(tasks, timeout=self.settings.grace_seconds + EXIT_MARGIN_S)
+        _done, late = await asyncio.wait(tasks, timeout=self.settings.grace_seconds + EXIT_MARGIN_S)
         for slot in self.slots:
             if slot.process is not None and slot.process.returncode is None:
                 log.error(
                     "worker %d (pid %d) did not exit in time; killing it", slot.index, slot.pid
                 )
                 slot.process.kill()
-        codes = [t.result() for t in done] + [await t for t in late]
+        if late:
+            await asyncio.wait(late)
+        # A slot whose task failed (e.g. the spawn itself) counts as a failed worker.
+        codes = [1 if t.exception() else t.result() for t in tasks]
         if self._start_failure is not None:
             log.error("a worker failed to start (exit code %d)", self._start_failure)
             return self._start_failure
@@ -190,6 +198,7 @@ class Supervisor:
         last worker's exit code."""
         while True:
             code = await self._run_once(slot)
+            served = 0.0 if slot.serving_since is None else time.monotonic() - slot.serving_since
             self._gone(slot)
             if self._stopping.is_set():
                 return code
@@ -199,10 +208,9 @@ class Supervisor:
                 self._start_failure = code if code > 0 else 1
                 self._stopping.set()
                 return code
-            lived = time.monotonic() - slot.started_at
-            if slot.started and lived >= STABLE_AFTER_S:
+            if served >= STABLE_AFTER_S:
                 slot.failures_in_a_row = 0
-            delay = min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2**slot.failures_in_a_row)
+            delay = restart_delay(slot.failures_in_a_row)
             slot.failures_in_a_row += 1
             slot.restarts += 1
             self.metrics.worker_restarts.labels(str(slot.index)).inc()
@@ -233,9 +241,11 @@ class Supervisor:
             )
         finally:
             child.close()
-        slot.started, slot.ready, slot.started_at = False, False, time.monotonic()
+        slot.started, slot.ready, slot.serving_since = False, False, None
         log.info("worker %d started: pid %d", slot.index, slot.pid)
         channel = slot.channel = await ControlChannel.open(parent)
+        # No await between publishing the channel and writing hello: a relayed change is
+        # either in hello's snapshot or sent after it, never lost and never before it.
         await channel.send("hello", index=slot.index, unloaded=sorted(self._unloaded))
         while (message := await channel.receive()) is not None:
             await self._handle(slot, message)
@@ -261,12 +271,13 @@ class Supervisor:
         kind = message["type"]
         if kind == "started":
             slot.started, slot.ready = True, message["ready"]
+            slot.serving_since = time.monotonic()
             self.metrics.worker_up.labels(str(slot.index)).set(1)
             log.info("worker %d (pid %d) serving, ready=%s", slot.index, slot.pid, slot.ready)
             if all(w.started for w in self.slots):
                 self._all_started.set()
-            assert slot.channel is not None
-            await slot.channel.send("peers", ready=self._peers_ready)
+            if slot.channel is not None:
+                await slot.channel.send("peers", ready=self._peers_ready)
         elif kind == "ready":
             slot.ready = message["ready"]
         elif kind == "control":
@@ -288,14 +299,18 @@ class Supervisor:
         else:
             self._unloaded.discard(model)
         self._next_id += 1
+        op_id = self._next_id
         live = [w for w in self.slots if w.channel is not None]
-        op = self._replications[self._next_id] = Replication(
+        op = self._replications[op_id] = Replication(
             origin.index, message["ref"], {w.index for w in live}
         )
         log.info("worker %d: %s %r; relaying to %d workers", origin.index, action, model, len(live))
         for worker in live:
-            assert worker.channel is not None
-            if not await worker.channel.send("apply", id=self._next_id, action=action, model=model):
+            channel = worker.channel
+            sent = channel is not None and await channel.send(
+                "apply", id=op_id, action=action, model=model
+            )
+            if not sent:
                 op.waiting.discard(worker.index)
 
     def _spawn_followups(self) -> None:
@@ -317,6 +332,11 @@ class Supervisor:
             for worker in self.slots:
                 if worker.channel is not None:
                     await worker.channel.send("peers", ready=ready)
+
+
+def restart_delay(failures_in_a_row: int) -> float:
+    """Seconds before starting a dead worker again: doubling per failure in a row, capped."""
+    return min(BACKOFF_MAX_S, BACKOFF_FIRST_S * 2 ** min(failures_in_a_row, 32))
 
 
 def run_supervisor(settings: Settings, workers: int, announce: Announce) -> int:

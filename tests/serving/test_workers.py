@@ -18,6 +18,7 @@ import pytest
 
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
+from serving.supervisor import restart_delay
 from tests.helpers.requests import random_images, v2_request
 from tests.helpers.tiny_models import linear_softmax, publish
 from tests.helpers.workers import WorkerServer, answered_by, sample, wait_for
@@ -227,3 +228,25 @@ def test_busy_port_is_refused(tmp_path: Path, repo: Path) -> None:
         assert server.proc.wait(30) == 4
         assert "cannot bind" in server.log() and "Traceback" not in server.log()
         server.stop()
+
+
+def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, repo: Path) -> None:
+    server = WorkerServer(repo, tmp_path / "server.log").wait_ready()
+    pids = server.worker_pids()
+    server.proc.kill()
+    server.proc.wait(10)
+
+    def all_gone() -> bool:
+        return not any(
+            Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids
+        )
+
+    wait_for(all_gone, timeout=20)
+    assert "supervisor gone; stopping" in server.log()
+    server.stop()
+
+
+def test_restart_backoff_doubles_and_is_capped() -> None:
+    delays = [restart_delay(n) for n in range(10)]
+    assert delays[:4] == [0.25, 0.5, 1.0, 2.0]
+    assert delays[-1] == 30.0 and restart_delay(10_000) == 30.0
