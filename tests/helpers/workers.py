@@ -9,7 +9,7 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -19,7 +19,6 @@ from tests.helpers.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 _READY = re.compile(r"digits-serve ready grpc=(\d+) http=(-?\d+) metrics=(-?\d+) pid=(\d+)")
-T = TypeVar("T")
 
 
 class WorkerServer:
@@ -28,30 +27,19 @@ class WorkerServer:
     def __init__(self, repo: Path, log_path: Path, *flags: str, workers: int = 2) -> None:
         self.log_path = log_path
         self._log = log_path.open("wb")
+        options = {
+            "--workers": str(workers),
+            "--model-repository": str(repo),
+            "--grpc-host": "127.0.0.1",
+            "--grpc-port": "0",
+            "--metrics-host": "127.0.0.1",
+            "--metrics-port": "0",
+            "--grace-seconds": "5",
+        }
+        command = [sys.executable, "-m", "serving"]
+        command += [arg for option in options.items() for arg in option]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "serving",
-                "--workers",
-                str(workers),
-                "--model-repository",
-                str(repo),
-                "--grpc-host",
-                "127.0.0.1",
-                "--grpc-port",
-                "0",
-                "--metrics-host",
-                "127.0.0.1",
-                "--metrics-port",
-                "0",
-                "--grace-seconds",
-                "5",
-                *flags,
-            ],
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=ROOT,
+            [*command, *flags], stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
         )
         self.grpc_port = self.metrics_port = 0
 
@@ -130,15 +118,3 @@ def sample(metrics_text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{value}"' in line for key, value in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-def wait_for(predicate: Callable[[], T], timeout: float = 20, interval: float = 0.1) -> T:
-    """Poll until ``predicate()`` is truthy; returns it, or raises after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)

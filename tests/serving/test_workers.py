@@ -16,12 +16,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+from deploy.local_cluster import wait_for
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 from serving.supervisor import restart_delay
 from tests.helpers.requests import random_images, v2_request
 from tests.helpers.tiny_models import linear_softmax, publish
-from tests.helpers.workers import WorkerServer, answered_by, sample, wait_for
+from tests.helpers.workers import WorkerServer, answered_by, sample
 
 
 def infer(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub, model: str = "cnn") -> tuple:
@@ -99,7 +100,7 @@ def test_new_version_is_served_by_every_worker(cluster: WorkerServer) -> None:
     def all_on_v2() -> bool:
         return {r.model_version for r in cluster.per_worker(infer).values()} == {"2"}
 
-    wait_for(all_on_v2, timeout=20, interval=0.2)
+    wait_for("cnn v2 on every worker", all_on_v2, timeout=20, interval=0.2)
 
 
 def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
@@ -133,10 +134,10 @@ def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
     with ThreadPoolExecutor(clients) as pool:
         for index in range(clients):
             pool.submit(client, index)
-        wait_for(lambda: len({i for i, _pid in answered}) == clients)
+        wait_for("every client answered", lambda: len({i for i, _pid in answered}) == clients, 20)
         on_victim = {i for i, pid in answered if pid == victim}
         os.kill(victim, signal.SIGKILL)
-        wait_for(lambda: len(cluster.worker_pids() - {victim}) == 2, timeout=30)
+        wait_for("a replacement worker", lambda: len(cluster.worker_pids() - {victim}) == 2, 30)
         time.sleep(0.5)
         stop.set()
     # Only clients connected to the killed worker fail, with UNAVAILABLE: the call each had in
@@ -153,7 +154,7 @@ def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
         text = cluster.metrics()
         return sample(text, "digits_worker_up") == 2
 
-    wait_for(both_up)
+    wait_for("both workers up", both_up, 20)
     assert sample(cluster.metrics(), "digits_worker_restarts_total") == 1
     assert "died; restart 1" in cluster.log()
     assert set(cluster.per_worker(infer)) == {survivor, replacement}
@@ -241,7 +242,7 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, repo: Path) 
             Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in pids
         )
 
-    wait_for(all_gone, timeout=20)
+    wait_for("workers gone", all_gone, 20)
     assert "supervisor gone; stopping" in server.log()
     server.stop()
 
