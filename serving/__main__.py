@@ -72,7 +72,10 @@ def _worker_control_fd(argv: list[str]) -> int | None:
 
 
 def _announce(ports: dict[str, int], metrics_port: int) -> None:
-    print(ready_line(ports.get("grpc_port", -1), -1, metrics_port), flush=True)
+    print(
+        ready_line(ports.get("grpc_port", -1), ports.get("http_port", -1), metrics_port),
+        flush=True,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

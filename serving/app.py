@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from serving.batching.batcher import BatchLimits
@@ -21,6 +22,7 @@ from serving.repository.manager import RepositoryManager
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
 from serving.settings import Settings
+from serving.sockets import listen_shared
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,14 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         settings.provider,
     )
     return config
+
+
+def shared_http_socket(settings: Settings) -> socket.socket | None:
+    """A worker process listens on the HTTP port the supervisor reserved (SO_REUSEPORT);
+    one process alone lets the transport bind (and refuse a busy port)."""
+    if settings.worker_count > 1:
+        return listen_shared(settings.http_host, settings.http_port)
+    return None
 
 
 class ServerApp:
@@ -94,7 +104,9 @@ class ServerApp:
         token = settings.resolved_auth_token()
         self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token)
         self.http = (
-            HttpTransport(settings, self.dataplane, self.metrics, token)
+            HttpTransport(
+                settings, self.dataplane, self.metrics, token, shared_http_socket(settings)
+            )
             if settings.http_port >= 0
             else None
         )

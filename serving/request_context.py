@@ -7,6 +7,7 @@ log lines and metrics read it. A contextvar, so concurrent requests never see ea
 from __future__ import annotations
 
 import contextvars
+import os
 from dataclasses import dataclass
 
 from serving import errors
@@ -19,6 +20,15 @@ class RequestInfo:
     request_id: str
     model: str = ""
     version: str = ""
+
+
+# With worker processes, every answer (gRPC trailing metadata, HTTP header) names its worker.
+WORKER_PID_KEY = "x-worker-pid"
+
+
+def worker_pid(workers: int) -> int | None:
+    """This process's pid when it is one of several workers, else None (nothing to name)."""
+    return os.getpid() if workers > 1 else None
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

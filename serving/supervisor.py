@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 WORKER_FLAG = "--worker-control-fd"
 # (host field, port field) of every port the workers share.
-SHARED_PORTS = (("grpc_host", "grpc_port"),)
+SHARED_PORTS = (("grpc_host", "grpc_port"), ("http_host", "http_port"))
 BACKOFF_FIRST_S = 0.25
 BACKOFF_MAX_S = 30.0
 # A worker that served this long before it died starts the backoff again from the first step.

@@ -15,7 +15,12 @@ import grpc
 from serving.errors import InvalidInput
 from serving.grpc.status import status_of
 from serving.metrics import Metrics
-from serving.request_context import RequestInfo, client_message, current_request
+from serving.request_context import (
+    WORKER_PID_KEY,
+    RequestInfo,
+    client_message,
+    current_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +33,6 @@ API_OF = {
 }
 # Only inference and repository RPCs need a token; liveness/metadata do not.
 PUBLIC_METHODS = frozenset({"ServerLive", "ServerReady", "ModelReady", "ServerMetadata"})
-WORKER_PID_KEY = "x-worker-pid"
 
 
 class ServingInterceptor(grpc.aio.ServerInterceptor):

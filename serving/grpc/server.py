@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -16,6 +15,7 @@ from serving.grpc.interceptors import ServingInterceptor
 from serving.grpc.typed_servicer import TypedServicer
 from serving.grpc.v2_servicer import V2Servicer
 from serving.metrics import Metrics
+from serving.request_context import worker_pid
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -49,11 +49,6 @@ def grpc_options(settings: Settings) -> list[tuple[str, int]]:
     return options
 
 
-def worker_pid(settings: Settings) -> int | None:
-    """This process's pid when it is one of several workers (every answer then names it)."""
-    return os.getpid() if settings.worker_count > 1 else None
-
-
 def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     """TLS (and mTLS with --tls-client-ca) credentials, or None for plaintext."""
     if settings.tls_cert is None or settings.tls_key is None:
@@ -85,7 +80,9 @@ class GrpcTransport:
     def _build(self) -> grpc.aio.Server:
         s = self._settings
         server = grpc.aio.server(
-            interceptors=[ServingInterceptor(self._metrics, self._token, worker_pid(s))],
+            interceptors=[
+                ServingInterceptor(self._metrics, self._token, worker_pid(s.worker_count))
+            ],
             options=grpc_options(s),
             maximum_concurrent_rpcs=None,
         )

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -13,64 +9,32 @@ from typing import Any
 
 import grpc
 
+from clients.processes import HOST
+from clients.server_process import ServerProcess, serve_argv
 from serving.api import open_inference_pb2_grpc
-from serving.grpc.interceptors import WORKER_PID_KEY
-from tests.helpers.processes import stop_process
+from serving.request_context import WORKER_PID_KEY
 
+Stub = open_inference_pb2_grpc.GRPCInferenceServiceStub
 ROOT = Path(__file__).resolve().parents[2]
-_READY = re.compile(r"digits-serve ready grpc=(\d+) http=(-?\d+) metrics=(-?\d+) pid=(\d+)")
 
 
-class WorkerServer:
-    """The supervisor process and what its ready line said; the log goes to ``log_path``."""
+class WorkerServer(ServerProcess):
+    """The supervisor process (gRPC, HTTP and metrics on port 0) and its workers."""
 
     def __init__(self, repo: Path, log_path: Path, *flags: str, workers: int = 2) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        options = {
-            "--workers": str(workers),
-            "--model-repository": str(repo),
-            "--grpc-host": "127.0.0.1",
-            "--grpc-port": "0",
-            "--metrics-host": "127.0.0.1",
-            "--metrics-port": "0",
-            "--grace-seconds": "5",
-        }
-        command = [sys.executable, "-m", "serving"]
-        command += [arg for option in options.items() for arg in option]
-        self.proc = subprocess.Popen(
-            [*command, *flags], stdout=self._log, stderr=subprocess.STDOUT, cwd=ROOT
-        )
-        self.grpc_port = self.metrics_port = 0
-
-    def log(self) -> str:
-        """Everything the supervisor and its workers wrote so far."""
-        return self.log_path.read_text(errors="replace")
-
-    def wait_ready(self, timeout: float = 60) -> WorkerServer:
-        """Block until the ready line; raises with the log if the process exits first."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            match = _READY.search(self.log())
-            if match:
-                self.grpc_port, self.metrics_port = int(match[1]), int(match[3])
-                assert int(match[4]) == self.proc.pid
-                return self
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no ready line (exit {self.proc.poll()}):\n{self.log()}")
+        argv = serve_argv(repo, "--workers", str(workers), "--grace-seconds", "5", *flags)
+        super().__init__(argv, name="digits-serve", log_path=log_path, cwd=ROOT)
 
     def worker_pids(self) -> set[int]:
         """The supervisor's child processes now (its workers)."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
+        children = Path(f"/proc/{self.pid}/task/{self.pid}/children")
         return {int(pid) for pid in children.read_text().split()}
 
     def channel(self) -> grpc.Channel:
         """A channel with its own TCP connection (no subchannel shared with other channels),
         so the kernel picks a worker for it afresh."""
         return grpc.insecure_channel(
-            f"127.0.0.1:{self.grpc_port}", options=[("grpc.use_local_subchannel_pool", 1)]
+            self.grpc_address, options=[("grpc.use_local_subchannel_pool", 1)]
         )
 
     def per_worker(
@@ -90,18 +54,17 @@ class WorkerServer:
                 return seen
         raise AssertionError(f"workers {wanted} not all reached in {tries} connections: {seen}")
 
+    def http_get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        """GET ``path`` on a new HTTP connection: status, headers, body."""
+        url = f"http://{HOST}:{self.ports.http}{path}"
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+
     def metrics(self) -> str:
         """The supervisor's /metrics text."""
-        url = f"http://127.0.0.1:{self.metrics_port}/metrics"
+        url = f"http://{HOST}:{self.ports.metrics}/metrics"
         with urllib.request.urlopen(url, timeout=5) as response:
             return response.read().decode()
-
-    def stop(self) -> int:
-        """SIGTERM (then SIGKILL); returns the exit code."""
-        try:
-            return stop_process(self.proc, timeout=20)
-        finally:
-            self._log.close()
 
 
 def answered_by(rpc: grpc.Call) -> int:

@@ -8,6 +8,7 @@ import signal
 import socket
 import threading
 import time
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +17,7 @@ from pathlib import Path
 import grpc
 import pytest
 
-from deploy.local_cluster import wait_for
+from clients.processes import wait_for
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 from serving.supervisor import restart_delay
@@ -49,15 +50,16 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerServer]:
     publish(repo, "other", 1, linear_softmax(seed=2))
     server = WorkerServer(
         repo, tmp / "server.log", "--repository-poll-seconds", "0.3", "--model-control", "on"
-    ).wait_ready()
+    )
+    server.wait_ready()
     server.repo = repo  # type: ignore[attr-defined]
     yield server
-    server.stop()
+    server.close()
 
 
 def test_both_workers_answer(cluster: WorkerServer) -> None:
     pids = cluster.worker_pids()
-    assert len(pids) == 2 and cluster.proc.pid not in pids
+    assert len(pids) == 2 and cluster.pid not in pids
     answers = cluster.per_worker(infer)
     assert set(answers) == pids
     assert all(r.outputs[0].shape == [1, 10] for r in answers.values())
@@ -85,6 +87,27 @@ def test_unload_and_load_reach_every_worker(cluster: WorkerServer) -> None:
     # The RPC answers once every worker applied it: no waiting here.
     assert ready_everywhere(cluster, "other") == {False}
     time.sleep(1)  # several poll intervals: polling leaves an unloaded model alone
+    assert ready_everywhere(cluster, "other") == {False}
+    with cluster.channel() as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="other"), timeout=20)
+    assert ready_everywhere(cluster, "other") == {True}
+
+
+def test_http_is_shared_by_every_worker_and_its_unload_reaches_all(cluster: WorkerServer) -> None:
+    pids = cluster.worker_pids()
+    seen: set[int] = set()
+    for _ in range(60):
+        status, headers, _body = cluster.http_get("/v2/models/cnn/ready")
+        assert status == 200
+        seen.add(int(headers["x-worker-pid"]))
+        if seen == pids:
+            break
+    assert seen == pids
+    url = f"http://127.0.0.1:{cluster.ports.http}/v2/repository/models/other/unload"
+    request = urllib.request.Request(url, data=b"{}", method="POST")
+    with urllib.request.urlopen(request, timeout=20) as response:
+        assert response.status == 200
     assert ready_everywhere(cluster, "other") == {False}
     with cluster.channel() as channel:
         stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
@@ -156,7 +179,7 @@ def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
 
     wait_for("both workers up", both_up, 20)
     assert sample(cluster.metrics(), "digits_worker_restarts_total") == 1
-    assert "died; restart 1" in cluster.log()
+    assert "died; restart 1" in cluster.log_text()
     assert set(cluster.per_worker(infer)) == {survivor, replacement}
     assert ready_everywhere(cluster, "other") == {False}
     print(
@@ -184,7 +207,7 @@ def test_sigterm_drains_every_worker_and_exits_zero(tmp_path: Path, repo: Path) 
         ]
         futures = [s.ModelInfer.future(v2_request(random_images(1)), timeout=20) for s in stubs]
         time.sleep(0.3)
-        server.proc.send_signal(signal.SIGTERM)
+        os.kill(server.pid, signal.SIGTERM)
         time.sleep(0.2)
         with server.channel() as late_channel:
             late_stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(late_channel)
@@ -193,15 +216,15 @@ def test_sigterm_drains_every_worker_and_exits_zero(tmp_path: Path, repo: Path) 
         drained = [answered_by(f) for f in futures if f.result().outputs[0].shape == [1, 10]]
         assert sorted(drained) == sorted(pid for pid, chs in channels.items() for _ in chs)
         assert late.value.code() is grpc.StatusCode.UNAVAILABLE
-        assert server.proc.wait(30) == 0
+        assert server.wait(30) == 0
         for chs in channels.values():
             for channel in chs:
                 channel.close()
         for pid in pids:
             assert not Path(f"/proc/{pid}").exists() or "zombie" in _state(pid)
-        assert server.log().count("INFO serving.app [-]: stopped") == 2
+        assert server.log_text().count("INFO serving.app [-]: stopped") == 2
     finally:
-        server.stop()
+        server.close()
 
 
 def _state(pid: int) -> str:
@@ -213,11 +236,11 @@ def _state(pid: int) -> str:
 
 def test_workers_that_cannot_start_make_the_supervisor_fail(tmp_path: Path, repo: Path) -> None:
     server = WorkerServer(repo, tmp_path / "server.log", "--provider", "cuda")
-    assert server.proc.wait(60) == 3
-    log = server.log()
+    assert server.wait(60) == 3
+    log = server.log_text()
     assert "onnxruntime-gpu" in log and "failed to start" in log
     assert "digits-serve ready" not in log
-    server.stop()
+    server.close()
 
 
 def test_busy_port_is_refused(tmp_path: Path, repo: Path) -> None:
@@ -226,16 +249,16 @@ def test_busy_port_is_refused(tmp_path: Path, repo: Path) -> None:
         holder.listen()
         port = holder.getsockname()[1]
         server = WorkerServer(repo, tmp_path / "server.log", "--grpc-port", str(port))
-        assert server.proc.wait(30) == 4
-        assert "cannot bind" in server.log() and "Traceback" not in server.log()
-        server.stop()
+        assert server.wait(30) == 4
+        assert "cannot bind" in server.log_text() and "Traceback" not in server.log_text()
+        server.close()
 
 
 def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, repo: Path) -> None:
-    server = WorkerServer(repo, tmp_path / "server.log").wait_ready()
+    server = WorkerServer(repo, tmp_path / "server.log")
+    server.wait_ready()
     pids = server.worker_pids()
-    server.proc.kill()
-    server.proc.wait(10)
+    server.kill()
 
     def all_gone() -> bool:
         return not any(
@@ -243,8 +266,8 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, repo: Path) 
         )
 
     wait_for("workers gone", all_gone, 20)
-    assert "supervisor gone; stopping" in server.log()
-    server.stop()
+    assert "supervisor gone; stopping" in server.log_text()
+    server.close()
 
 
 def test_restart_backoff_doubles_and_is_capped() -> None:
