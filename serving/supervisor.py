@@ -115,11 +115,10 @@ class Supervisor:
         worker_settings = self.settings.replace(
             metrics_port=-1, workers=str(len(self.slots)), **ports
         )
-        self._env = {
-            **os.environ,
-            **settings_environ(worker_settings),
-            MULTIPROC_DIR_ENV: str(self._dir),
-        }
+        self._env = {**os.environ, **settings_environ(worker_settings)}
+        self._env.pop(MULTIPROC_DIR_ENV, None)
+        if metrics_port >= 0:  # without a /metrics, workers keep their metrics in memory
+            self._env[MULTIPROC_DIR_ENV] = str(self._dir)
         tasks = [loop.create_task(self._keep_running(slot)) for slot in self.slots]
         try:
             if await self._first_start():

@@ -270,6 +270,19 @@ def test_workers_stop_when_the_supervisor_is_killed(tmp_path: Path, repo: Path) 
     server.close()
 
 
+def test_one_worker_is_one_process_as_before(tmp_path: Path, repo: Path) -> None:
+    server = WorkerServer(repo, tmp_path / "server.log", workers=1)
+    try:
+        server.wait_ready()
+        assert server.worker_pids() == set()
+        with server.channel() as channel:
+            stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+            _response, rpc = infer(stub)
+        assert "x-worker-pid" not in dict(rpc.trailing_metadata())
+    finally:
+        server.close()
+
+
 def test_restart_backoff_doubles_and_is_capped() -> None:
     delays = [restart_delay(n) for n in range(10)]
     assert delays[:4] == [0.25, 0.5, 1.0, 2.0]
