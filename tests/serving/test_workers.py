@@ -41,6 +41,16 @@ def ready_everywhere(server: WorkerServer, name: str) -> set[bool]:
     return {r.ready for r in server.per_worker(model_ready(name)).values()}
 
 
+def control(server: WorkerServer, action: str, name: str) -> None:
+    """A V2 repository load/unload over gRPC, answered by whichever worker it reaches."""
+    with server.channel() as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        if action == "load":
+            stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name=name), timeout=20)
+        else:
+            stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name=name), timeout=20)
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WorkerServer]:
     """Two workers over a tiny repository, polling it, with repository control on."""
@@ -81,16 +91,12 @@ def test_metrics_counter_is_the_exact_sum_over_workers(cluster: WorkerServer) ->
 
 def test_unload_and_load_reach_every_worker(cluster: WorkerServer) -> None:
     assert ready_everywhere(cluster, "other") == {True}
-    with cluster.channel() as channel:
-        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="other"), timeout=20)
+    control(cluster, "unload", "other")
     # The RPC answers once every worker applied it: no waiting here.
     assert ready_everywhere(cluster, "other") == {False}
     time.sleep(1)  # several poll intervals: polling leaves an unloaded model alone
     assert ready_everywhere(cluster, "other") == {False}
-    with cluster.channel() as channel:
-        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-        stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="other"), timeout=20)
+    control(cluster, "load", "other")
     assert ready_everywhere(cluster, "other") == {True}
 
 
@@ -109,9 +115,7 @@ def test_http_is_shared_by_every_worker_and_its_unload_reaches_all(cluster: Work
     with urllib.request.urlopen(request, timeout=20) as response:
         assert response.status == 200
     assert ready_everywhere(cluster, "other") == {False}
-    with cluster.channel() as channel:
-        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-        stub.RepositoryModelLoad(pb.RepositoryModelLoadRequest(model_name="other"), timeout=20)
+    control(cluster, "load", "other")
     assert ready_everywhere(cluster, "other") == {True}
 
 
@@ -130,9 +134,7 @@ def test_killed_worker_is_restarted_and_only_its_inflight_calls_fail(
     cluster: WorkerServer,
 ) -> None:
     # A model unloaded by request must stay unloaded in the replacement worker too.
-    with cluster.channel() as channel:
-        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-        stub.RepositoryModelUnload(pb.RepositoryModelUnloadRequest(model_name="other"), timeout=20)
+    control(cluster, "unload", "other")
     victim, survivor = sorted(cluster.worker_pids())
     clients = 6
     stop = threading.Event()
