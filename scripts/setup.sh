@@ -28,6 +28,7 @@ if [[ $system == 1 ]]; then
   # The web page's browser tests drive exactly these two paths.
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
+  command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
   if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"

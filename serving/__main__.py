@@ -41,18 +41,49 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
+def _worker_control_fd(argv: list[str]) -> int | None:
+    """Remove the supervisor's hidden ``--worker-control-fd N`` from ``argv``; N or None."""
+    from serving.supervisor import WORKER_FLAG
+
+    if WORKER_FLAG not in argv:
+        return None
+    at = argv.index(WORKER_FLAG)
+    fd = int(argv[at + 1])
+    del argv[at : at + 2]
+    return fd
+
+
+def _announce(ports: dict[str, int], metrics_port: int) -> None:
+    print(
+        ready_line(ports.get("grpc_port", -1), ports.get("http_port", -1), metrics_port),
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    control_fd = _worker_control_fd(args)
     try:
-        settings = load_settings(argv)
+        settings = load_settings(args)
         # Read the token file now: an empty or unreadable one is a usage error, not a crash.
         settings.resolved_auth_token()
+        workers = settings.worker_count
     except ValueError as exc:
         print(f"digits-serve: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        asyncio.run(serve(settings))
+        if control_fd is not None:
+            from serving.worker import serve_worker
+
+            asyncio.run(serve_worker(settings, control_fd))
+        elif workers > 1:
+            from serving.supervisor import run_supervisor
+
+            return run_supervisor(settings, workers, _announce)
+        else:
+            asyncio.run(serve(settings))
     except ProviderUnavailable as exc:
         log.error("%s", exc)
         return 3

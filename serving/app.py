@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 
 from serving.batching.batcher import BatchLimits
@@ -21,13 +22,15 @@ from serving.repository.manager import RepositoryManager
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
 from serving.settings import Settings
+from serving.sockets import listen_shared
 
 log = logging.getLogger(__name__)
 
 
 def runtime_config(settings: Settings, available: tuple[str, ...] | None = None) -> RuntimeConfig:
     """Session options from settings; threads from the CPUs this process may really use."""
-    budget = cpu_budget()
+    # Worker processes split the budget: workers x threads <= CPUs.
+    budget = max(1, cpu_budget() // settings.worker_count)
     threads = settings.intra_op_threads or max(1, budget // settings.max_concurrent_batches)
     config = RuntimeConfig(
         provider=settings.provider,
@@ -39,7 +42,7 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
     log.info(
-        "cpu budget %d (affinity and cgroup quota); %d intra-op thread(s) per session, "
+        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per session, "
         "%d batch(es) at once; provider request %r",
         budget,
         threads,
@@ -47,6 +50,14 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         settings.provider,
     )
     return config
+
+
+def shared_http_socket(settings: Settings) -> socket.socket | None:
+    """A worker process listens on the HTTP port the supervisor reserved (SO_REUSEPORT);
+    one process alone lets the transport bind (and refuse a busy port)."""
+    if settings.worker_count > 1:
+        return listen_shared(settings.http_host, settings.http_port)
+    return None
 
 
 class ServerApp:
@@ -93,7 +104,9 @@ class ServerApp:
         token = settings.resolved_auth_token()
         self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token)
         self.http = (
-            HttpTransport(settings, self.dataplane, self.metrics, token)
+            HttpTransport(
+                settings, self.dataplane, self.metrics, token, shared_http_socket(settings)
+            )
             if settings.http_port >= 0
             else None
         )

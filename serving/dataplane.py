@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,6 +35,8 @@ from serving.types import (
 SERVER_NAME = "digits-server"
 # Triton's backend name for what platform "onnxruntime_onnx" runs on.
 BACKEND = "onnxruntime"
+# Applies a successful load/unload ("load" | "unload", model name) in every worker process.
+Replicator = Callable[[str, str], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,10 @@ class DataPlane:
         self._draining = False
         self._started = False
         self._listeners: list[Callable[[], None]] = []
+        # Worker processes only: the supervisor's word on the other workers, and how a
+        # repository change made here reaches them.
+        self._peers_ready = True
+        self._replicate: Replicator | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -100,8 +106,23 @@ class DataPlane:
         return True
 
     def ready(self) -> bool:
-        """Initial load done, not draining, at least one model serving."""
+        """Ready here and, with worker processes, every other worker ready too."""
+        return self._peers_ready and self.ready_here()
+
+    def ready_here(self) -> bool:
+        """Initial load done, not draining, at least one model serving (in this process)."""
         return self._started and not self._draining and bool(self._registry.ready_models())
+
+    def set_peers_ready(self, ready: bool) -> None:
+        """Worker processes: whether every worker is ready, as the supervisor sees it."""
+        if ready != self._peers_ready:
+            self._peers_ready = ready
+            self.changed()
+
+    def replicate_with(self, replicate: Replicator) -> None:
+        """Worker processes: after a load/unload succeeds here, ``replicate`` applies it in
+        every other worker before the call answers."""
+        self._replicate = replicate
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """Whether ``name`` (and ``version``) can serve now; unknown models raise NotFound."""
@@ -369,11 +390,15 @@ class DataPlane:
             raise ModelNotFound(f"model {name!r} is not in the repository")
         if not state.ready:
             raise ModelNotReady(f"model {name!r} failed to load: {state.last_error}")
+        if self._replicate is not None:
+            await self._replicate("load", name)
 
     async def unload_model(self, name: str) -> None:
         """Unload every version of ``name``; the poller leaves it unloaded."""
         self._require_control()
         await self._manager.unload(name)
+        if self._replicate is not None:
+            await self._replicate("unload", name)
 
 
 def deadline_from_remaining(remaining: float | None) -> float | None:

@@ -1,8 +1,20 @@
-"""Prometheus metrics on an injected CollectorRegistry (never the global one)."""
+"""Prometheus metrics on an injected CollectorRegistry (never the global one).
+
+With worker processes every worker writes its series to files in PROMETHEUS_MULTIPROC_DIR
+(prometheus_client's multiprocess mode, chosen by that variable when the worker imports
+prometheus_client) and the supervisor serves their sum (:class:`SupervisorMetrics`). Every
+gauge therefore says how its per-process values combine (``multiprocess_mode``); one process
+alone ignores that.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -22,6 +34,7 @@ _LATENCY_BUCKETS = (
     5,
     10,
 )
+MULTIPROC_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 
 
@@ -30,6 +43,7 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        self._endpoint = MetricsEndpoint()
         r = self.registry
         self.requests = Counter(
             "digits_requests",
@@ -70,6 +84,7 @@ class Metrics:
             "Images waiting in the batching queue",
             ["model", "version"],
             registry=r,
+            multiprocess_mode="livesum",
         )
         self.images = Counter(
             "digits_images",
@@ -88,6 +103,7 @@ class Metrics:
             "1 for each loaded model version, with its provider",
             ["model", "version", "provider", "device"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.load_failures = Counter(
             "digits_model_load_failures",
@@ -99,20 +115,16 @@ class Metrics:
             "digits_inflight_requests",
             "requests being handled now: unary RPCs, stream messages, HTTP requests",
             registry=r,
+            multiprocess_mode="livesum",
         )
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics over HTTP; returns the bound port (port 0 picks a free one)."""
-        server, _thread = start_http_server(port, addr=host, registry=self.registry)
-        self._http = server
-        return server.server_address[1]
+        return self._endpoint.start(self.registry, host, port)
 
     def close(self) -> None:
         """Stop the HTTP endpoint if it runs."""
-        http = getattr(self, "_http", None)
-        if http is not None:
-            http.shutdown()
-            http.server_close()
+        self._endpoint.close()
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
         """Series children bound to one model version (label lookups done once)."""
@@ -162,5 +174,63 @@ class VersionMetrics:
         """Drop this version's per-version series that describe live state."""
         provider = getattr(self, "_provider", None)
         if provider:
-            self._metrics.model_loaded.remove(*self._labels, *provider)
+            loaded = self._metrics.model_loaded
+            if multiprocess_mode():
+                # remove() cannot take a value out of this worker's file: report 0 instead.
+                loaded.labels(*self._labels, *provider).set(0)
+            else:
+                loaded.remove(*self._labels, *provider)
         self._depth.set(0)
+
+
+def multiprocess_mode() -> bool:
+    """True in a worker process (prometheus_client picked its file-backed values)."""
+    return MULTIPROC_DIR_ENV in os.environ
+
+
+class SupervisorMetrics:
+    """The supervisor's /metrics: every worker's series summed, plus the workers' own state."""
+
+    def __init__(self, multiproc_dir: Path, workers: int) -> None:
+        self.registry = CollectorRegistry()
+        self._dir = multiproc_dir
+        MultiProcessCollector(self.registry, path=str(multiproc_dir))
+        # The supervisor itself is not in multiprocess mode: these live in its own memory.
+        self.worker_up = Gauge(
+            "digits_worker_up",
+            "1 while a worker process is started and serving its ports",
+            ["worker"],
+            registry=self.registry,
+        )
+        self.worker_restarts = Counter(
+            "digits_worker_restarts",
+            "Worker processes started again after one exited unexpectedly",
+            ["worker"],
+            registry=self.registry,
+        )
+        for index in range(workers):  # every slot visible from the start, at 0
+            self.worker_up.labels(str(index))
+            self.worker_restarts.labels(str(index))
+
+    def worker_gone(self, pid: int) -> None:
+        """Forget a dead worker's live gauges (its counters keep counting in the sum)."""
+        mark_process_dead(pid, str(self._dir))
+
+
+class MetricsEndpoint:
+    """The /metrics HTTP server of one registry."""
+
+    def __init__(self) -> None:
+        self._http: Any = None
+
+    def start(self, registry: CollectorRegistry, host: str, port: int) -> int:
+        """Serve ``registry``; returns the bound port (port 0 picks a free one)."""
+        self._http, _thread = start_http_server(port, addr=host, registry=registry)
+        return self._http.server_address[1]
+
+    def close(self) -> None:
+        """Stop serving, if started."""
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

@@ -8,6 +8,7 @@ concurrent requests never see each other's.
 from __future__ import annotations
 
 import contextvars
+import os
 import time
 from dataclasses import dataclass, field
 
@@ -47,6 +48,15 @@ class RequestInfo:
         if self.duration_s is not None:
             out["duration_ms"] = round(self.duration_s * 1000, 3)
         return out
+
+
+# With worker processes, every answer (gRPC trailing metadata, HTTP header) names its worker.
+WORKER_PID_KEY = "x-worker-pid"
+
+
+def worker_pid(workers: int) -> int | None:
+    """This process's pid when it is one of several workers, else None (nothing to name)."""
+    return os.getpid() if workers > 1 else None
 
 
 current_request: contextvars.ContextVar[RequestInfo | None] = contextvars.ContextVar(

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from serving import __version__
+from serving.runtime.providers import cpu_budget
 
 ENV_PREFIX = "DIGITS_"
 # Triton's flag names, accepted beside ours: Triton users type them from habit.
@@ -199,6 +200,13 @@ class Settings:
         default=None,
         metadata=_opt("bearer token (prefer --auth-token-file or DIGITS_AUTH_TOKEN)", secret=True),
     )
+    workers: str = field(
+        default="1",
+        metadata=_opt(
+            "server processes sharing the ports: N, or auto (= the CPU budget); "
+            "1 = one process, no supervisor"
+        ),
+    )
     log_level: str = field(
         default="info", metadata=_opt("log level", choices=("debug", "info", "warning", "error"))
     )
@@ -224,6 +232,15 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca needs --tls-cert/--tls-key")
+        if self.workers != "auto" and not (
+            self.workers.isdigit() and 1 <= int(self.workers) <= 256
+        ):
+            raise ValueError(f"--workers={self.workers!r}: expected a number 1..256 or auto")
+
+    @property
+    def worker_count(self) -> int:
+        """Worker processes to run: ``auto`` is the CPU budget (affinity and cgroup quota)."""
+        return cpu_budget() if self.workers == "auto" else int(self.workers)
 
     @property
     def max_queue_delay_s(self) -> float:
@@ -256,6 +273,15 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def settings_environ(settings: Settings) -> dict[str, str]:
+    """Every field as its ``DIGITS_*`` variable: how the supervisor hands a worker its settings
+    (the environment, unlike the command line, is private to the user running the server)."""
+    return {
+        env_name(f.name): "" if (value := getattr(settings, f.name)) is None else str(value)
+        for f in fields(settings)
+    }
 
 
 def flag_name(attr: str) -> str:

@@ -19,7 +19,12 @@ from serving.errors import InvalidInput
 from serving.grpc.status import log_failure, status_of
 from serving.logs import log_access
 from serving.metrics import Metrics
-from serving.request_context import RequestInfo, client_message, current_request
+from serving.request_context import (
+    WORKER_PID_KEY,
+    RequestInfo,
+    client_message,
+    current_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +41,13 @@ REQUEST_ID_KEY = "x-request-id"
 class ServingInterceptor(grpc.aio.ServerInterceptor):
     """Maps errors to statuses in one place and times every RPC."""
 
-    def __init__(self, metrics: Metrics, auth_token: str | None = None) -> None:
+    def __init__(
+        self, metrics: Metrics, auth_token: str | None = None, worker_pid: int | None = None
+    ) -> None:
         self._metrics = metrics
         self._auth = TokenCheck(auth_token)
+        # With worker processes every answer names the one that gave it.
+        self._trailer = ((WORKER_PID_KEY, str(worker_pid)),) if worker_pid is not None else ()
         self._cache: dict[str, grpc.RpcMethodHandler | None] = {}
         self._series: dict[tuple, tuple] = {}
         self._ids = itertools.count(1)
@@ -109,7 +118,8 @@ class ServingInterceptor(grpc.aio.ServerInterceptor):
     def _start(self, context: grpc.aio.ServicerContext, api: str, method: str) -> RequestInfo:
         info = RequestInfo(self._request_id(context), api, method)
         current_request.set(info)
-        context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id),))
+        # One call: a second set_trailing_metadata would replace the first.
+        context.set_trailing_metadata(((REQUEST_ID_KEY, info.request_id), *self._trailer))
         return info
 
     def _finish(self, info: RequestInfo, code: grpc.StatusCode) -> None:

@@ -15,6 +15,7 @@ from serving.grpc.interceptors import ServingInterceptor
 from serving.grpc.typed_servicer import TypedServicer
 from serving.grpc.v2_servicer import V2Servicer
 from serving.metrics import Metrics
+from serving.request_context import worker_pid
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,9 @@ def grpc_options(settings: Settings) -> list[tuple[str, int]]:
         ("grpc.keepalive_timeout_ms", 20_000),
         ("grpc.http2.min_ping_interval_without_data_ms", 5_000),
         ("grpc.keepalive_permit_without_calls", 1),
-        ("grpc.so_reuseport", 0),
+        # Worker processes share the port (the supervisor reserved it); one process alone
+        # must refuse a port another server holds.
+        ("grpc.so_reuseport", 1 if settings.worker_count > 1 else 0),
     ]
     if settings.max_connection_age_seconds > 0:
         options += [
@@ -77,7 +80,9 @@ class GrpcTransport:
     def _build(self) -> grpc.aio.Server:
         s = self._settings
         server = grpc.aio.server(
-            interceptors=[ServingInterceptor(self._metrics, self._token)],
+            interceptors=[
+                ServingInterceptor(self._metrics, self._token, worker_pid(s.worker_count))
+            ],
             options=grpc_options(s),
             maximum_concurrent_rpcs=None,
         )

@@ -20,7 +20,12 @@ from serving.errors import InvalidInput, TooLarge, Unauthenticated
 from serving.http.errors import error_response, status_of
 from serving.logs import log_access
 from serving.metrics import Metrics
-from serving.request_context import RequestInfo, client_message, current_request
+from serving.request_context import (
+    WORKER_PID_KEY,
+    RequestInfo,
+    client_message,
+    current_request,
+)
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +42,16 @@ class HttpLimits:
 class Handlers:
     """Wraps endpoints so each one only converts and calls the data plane."""
 
-    def __init__(self, metrics: Metrics, auth: TokenCheck, limits: HttpLimits) -> None:
+    def __init__(
+        self,
+        metrics: Metrics,
+        auth: TokenCheck,
+        limits: HttpLimits,
+        worker_pid: int | None = None,
+    ) -> None:
         self._metrics = metrics
+        # With worker processes every answer names the one that gave it.
+        self._worker = str(worker_pid) if worker_pid is not None else None
         self._auth = auth
         self.limits = limits
         self._ids = itertools.count(1)
@@ -60,19 +73,25 @@ class Handlers:
                 response = await endpoint(request)
                 response.headers["x-request-id"] = info.request_id
                 status = response.status_code
-                return response
+                return self._stamp(response)
             except Exception as exc:  # ServingErrors and surprises alike go through the table
                 status = status_of(exc)
                 if status == 500:
                     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
                 else:
                     log.debug("%s -> %d: %s", method, status, exc)
-                return error_response(status, client_message(exc, info.request_id), info.request_id)
+                message = client_message(exc, info.request_id)
+                return self._stamp(error_response(status, message, info.request_id))
             finally:
                 self._metrics.inflight.dec()
                 self._finish(info, api, method, status)
 
         return call
+
+    def _stamp(self, response: Response) -> Response:
+        if self._worker is not None:
+            response.headers[WORKER_PID_KEY] = self._worker
+        return response
 
     def _finish(self, info: RequestInfo, api: str, method: str, status: int) -> None:
         seconds = info.finish(str(status))

@@ -20,16 +20,21 @@ from serving.dataplane import DataPlane
 from serving.http.handlers import Handlers, HttpLimits
 from serving.http.routes import Endpoints, build_routes
 from serving.metrics import Metrics
+from serving.request_context import worker_pid
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
 def create_app(
-    dataplane: DataPlane, metrics: Metrics, auth: TokenCheck, limits: HttpLimits
+    dataplane: DataPlane,
+    metrics: Metrics,
+    auth: TokenCheck,
+    limits: HttpLimits,
+    worker_pid: int | None = None,
 ) -> Starlette:
-    """The ASGI app: every route over one data plane."""
-    handlers = Handlers(metrics, auth, limits)
+    """The ASGI app: every route over one data plane (``worker_pid``: see Handlers)."""
+    handlers = Handlers(metrics, auth, limits, worker_pid)
     return Starlette(routes=build_routes(Endpoints(dataplane, handlers), handlers))
 
 
@@ -61,7 +66,11 @@ class HttpTransport:
     ) -> None:
         self._settings = settings
         self.app = create_app(
-            dataplane, metrics, TokenCheck(auth_token), HttpLimits(settings.max_message_bytes)
+            dataplane,
+            metrics,
+            TokenCheck(auth_token),
+            HttpLimits(settings.max_message_bytes),
+            worker_pid(settings.worker_count),
         )
         self._sock = sock
         self._server: uvicorn.Server | None = None

@@ -2,7 +2,13 @@ from pathlib import Path
 
 import pytest
 
-from serving.settings import Settings, build_parser, default_repository, load_settings
+from serving.settings import (
+    Settings,
+    build_parser,
+    default_repository,
+    load_settings,
+    settings_environ,
+)
 
 
 def test_defaults_follow_triton_ports():
@@ -118,3 +124,29 @@ def test_no_shipped_repository_is_a_clear_error_naming_the_flag(tmp_path):
     nothing = _package(tmp_path, checkout=False, packaged=False)
     with pytest.raises(ValueError, match="pass --model-repository DIR"):
         default_repository(nothing)
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two", "257", ""])
+def test_workers_must_be_a_count_or_auto(value):
+    with pytest.raises(ValueError, match="--workers"):
+        Settings(workers=value)
+
+
+def test_workers_auto_is_the_cpu_budget(monkeypatch):
+    monkeypatch.setattr("serving.settings.cpu_budget", lambda: 7)
+    assert load_settings(["--workers", "auto"], environ={}).worker_count == 7
+    assert load_settings([], environ={"DIGITS_WORKERS": "3"}).worker_count == 3
+    assert Settings().worker_count == 1
+
+
+def test_settings_survive_the_environment_handed_to_workers(tmp_path):
+    s = Settings(
+        model_repository=tmp_path,
+        grpc_port=0,
+        max_queue_delay_us=250,
+        grace_seconds=2.5,
+        auth_token="t0ken",
+        tls_client_ca=None,
+        workers="2",
+    )
+    assert load_settings([], environ=settings_environ(s)) == s

@@ -81,3 +81,12 @@ def test_tampered_onnx_is_refused_before_onnxruntime_sees_it(repo):
         OnnxModel.load(
             source / "model.onnx", ModelManifest.read(source / "model.json"), RuntimeConfig()
         )
+
+
+def test_worker_processes_split_the_cpu_budget(monkeypatch):
+    monkeypatch.setattr("serving.app.cpu_budget", lambda: 8)
+    assert runtime_config(Settings(provider="cpu")).intra_op_threads == 8
+    assert runtime_config(Settings(provider="cpu", workers="2")).intra_op_threads == 4
+    assert runtime_config(Settings(provider="cpu", workers="16")).intra_op_threads == 1
+    explicit = Settings(provider="cpu", workers="2", intra_op_threads=3)
+    assert runtime_config(explicit).intra_op_threads == 3
