@@ -1,0 +1,34 @@
+"""bench.scaling: the ratios the issue asks for come out of the rows as defined."""
+
+from bench.scaling import Row, _tree, report
+
+
+def _row(server: str, model: str, workers: int, rps: float, cpu: float, p50: float) -> Row:
+    return Row(server, model, workers, "h2load", rps, 100, 100, cpu, 0.5, 100.0, p50)
+
+
+def test_report_computes_the_targets_from_one_run():
+    rows = [
+        _row("null model, 1 worker", "null", 1, 1000, 0.5, 0.5),
+        _row("naive", "cnn", 1, 800, 1.0, 0.9),
+        _row("ours --workers 1", "cnn", 1, 1200, 0.6, 0.8),
+        _row("ours --workers 2", "cnn", 2, 2000, 0.7, 0.8),
+    ]
+    text = report(rows)
+    assert "cnn: ours(--workers 2) / null(1 worker) = 2.00" in text
+    assert "/ naive = 2.50" in text
+    assert "c=1 p50 ours(1) 0.800 ms vs naive 0.900 ms" in text
+    assert "cpu/img ours(1) / null = 1.20" in text
+
+
+def test_process_tree_includes_children():
+    import os
+    import subprocess
+    import sys
+
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(5)"])
+    try:
+        assert child.pid in _tree(os.getpid())
+    finally:
+        child.kill()
+        child.wait()
