@@ -12,8 +12,9 @@ import onnxruntime as ort
 
 from bench.drivers.base import Driver, RunningServer
 from bench.host import cpu_seconds, machine_busy_seconds
-from bench.scenarios import Plan, Scenario
+from bench.scenarios import REST_APIS, Plan, Scenario
 from bench.servers import scrape_batches
+from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
@@ -101,10 +102,16 @@ class CounterWindow:
             scenario.other_cores = max(0.0, other / wall)
 
 
+def _serves(target: RunningServer, api: str) -> bool:
+    """Whether ``target`` has a listener for ``api`` (the naive server speaks gRPC only)."""
+    return api not in REST_APIS or target.http_url is not None
+
+
 def target_of(process: ServerProcess) -> RunningServer:
     """Where a started server listens, from its ready line."""
     ports = process.ports
-    return RunningServer(process.grpc_address, process.pid, ports.metrics)
+    http_url = None if ports.http is None else f"http://{HOST}:{ports.http}"
+    return RunningServer(process.grpc_address, process.pid, ports.metrics, http_url)
 
 
 async def measure_server(
@@ -124,7 +131,7 @@ async def measure_server(
     done = []
     try:
         for model in models:
-            for api in (a for a in apis if a in driver.apis):
+            for api in (a for a in apis if a in driver.apis and _serves(target, a)):
                 for batch, concurrency in loads:
                     scenario = Scenario(server, model, api, batch, concurrency, driver.name)
                     window = CounterWindow(target, session.client_pid, model)

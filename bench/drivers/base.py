@@ -23,6 +23,8 @@ class RunningServer:
     address: str
     server_pid: int
     metrics_port: int | None
+    # http://host:port of its HTTP transport; None = it has none (the naive server).
+    http_url: str | None = None
 
 
 class Window(Protocol):
