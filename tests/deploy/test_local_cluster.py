@@ -125,7 +125,8 @@ def test_nginx_turns_a_dead_replica_into_a_retryable_unavailable(tmp_path: Path)
     nginx; its access log then counts the attempts the client made.
     """
     # Nothing listens on the upstream port (picked free, never bound).
-    nginx, port = start_nginx(tmp_path, [f"127.0.0.1:{free_port()}"])
+    started = start_nginx(tmp_path, [f"127.0.0.1:{free_port()}"], [f"127.0.0.1:{free_port()}"])
+    nginx, port = started.process, started.grpc_port
     access_log = tmp_path / "nginx" / "nginx-access.log"
     request = digits_pb2.ClassifyRequest(model="cnn")
     try:
