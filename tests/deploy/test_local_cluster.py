@@ -23,23 +23,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.processes import ChildProcess, find_binary, free_port, wait_for
+from clients.processes import ChildProcess, free_port, wait_for
 from deploy.cluster import LocalCluster
 from deploy.failover import run_failover
 from deploy.retry import retrying_channel
 from deploy.services import http_get, start_nginx
 from serving.api import digits_pb2, digits_pb2_grpc
-from tests.deploy.helpers import DEPLOY
+from tests.deploy.helpers import DEPLOY, local_cluster_marks
 from tests.helpers.tiny_models import linear_softmax, publish
 
-MISSING = [name for name in ("nginx", "prometheus") if find_binary(name) is None]
-pytestmark = [
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"{' and '.join(MISSING)} not installed (scripts/setup.sh --system installs them)",
-    ),
-    pytest.mark.timeout(120),
-]
+pytestmark = local_cluster_marks()
 CONCURRENCY = 4
 
 

@@ -18,20 +18,13 @@ import pytest
 from clients.connection import Endpoint
 from clients.load import LoadConfig, run_load_sync, synthetic_digits
 from clients.load.http_payloads import png_bytes
-from clients.processes import find_binary
 from deploy.cluster import LocalCluster
 from deploy.nginx_conf import server_body_limit
+from tests.deploy.helpers import local_cluster_marks
 from tests.helpers.http import http
 from tests.helpers.tiny_models import linear_softmax, publish
 
-MISSING = [name for name in ("nginx", "prometheus") if find_binary(name) is None]
-pytestmark = [
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"{' and '.join(MISSING)} not installed (scripts/setup.sh --system installs them)",
-    ),
-    pytest.mark.timeout(120),
-]
+pytestmark = local_cluster_marks()
 
 
 def _pid_of(headers: dict[str, str]) -> int:
