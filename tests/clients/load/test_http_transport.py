@@ -25,9 +25,10 @@ def run(url: str, model: str = "cnn", **settings: Any) -> LoadResult:
 @pytest.mark.parametrize("api", HTTP_APIS)
 @pytest.mark.parametrize("batch", [1, 4])
 def test_every_http_api_runs_without_errors(server, api, batch):
-    result = run(server.http_url, api=api, concurrency=4, batch=batch, duration=0.6)
+    # A request count, not a duration: how many fit in a second depends on the machine.
+    result = run(server.http_url, api=api, concurrency=4, batch=batch, max_requests=24, duration=60)
     assert result.errors == {}
-    assert result.requests > 10 and result.images == result.requests * batch
+    assert result.requests >= 24 and result.images == result.requests * batch
     assert result.model == "cnn" and result.version == "1"
     assert result.provider == "CPUExecutionProvider"
 
