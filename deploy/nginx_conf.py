@@ -76,8 +76,8 @@ class NginxConfig:
         return values
 
 
-# docker compose --profile scale: compose service names, the ports clients use (gRPC on
-# 8000; HTTP on 8080, as the replicas' own 8000 is their HTTP port).
+# docker compose --profile scale: compose service names; nginx's ports in its container
+# (gRPC 8000, HTTP 8080; docker-compose.yml publishes them as 9001 and 9000).
 REPLICAS = ("server", "server-2", "server-3")
 COMPOSE = NginxConfig(
     header="Rendered from deploy/nginx/nginx.conf.template by python -m deploy.nginx_conf: "

@@ -11,7 +11,7 @@ from pathlib import Path
 from clients.cli.common import PROG, add_model_args, connect, endpoint
 from clients.connection import ClientError
 from clients.load import APIS, HTTP_APIS, LoadConfig, Progress, ProgressFn, run_load_sync
-from clients.load.http_transport import wait_until_http_ready
+from clients.load.http_ready import wait_until_http_ready
 from clients.optional import require_plotting
 
 NAME = "load"

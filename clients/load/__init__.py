@@ -10,6 +10,7 @@ demo and the reliability tests. The modules, by job:
 * :mod:`~clients.load.grpc_transport` -- typed, V2 and streaming gRPC;
 * :mod:`~clients.load.http_payloads` -- the HTTP APIs' requests (V2 REST JSON/binary, PNG);
 * :mod:`~clients.load.http_transport` -- V2 REST and the typed /v1/classify over aiohttp;
+* :mod:`~clients.load.http_ready` -- ``--wait`` for the HTTP APIs (V2 REST readiness);
 * :mod:`~clients.load.runner` -- the closed loop (:func:`run_load`);
 * :mod:`~clients.load.stats` -- what a run measured (:class:`LoadResult`);
 * :mod:`~clients.load.background` -- a run on a thread (:class:`BackgroundLoad`).

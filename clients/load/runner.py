@@ -24,9 +24,9 @@ from clients.connection import ClientError
 from clients.load.checks import BadResponse, Expect
 from clients.load.config import GRPC_APIS, HTTP_APIS, LoadConfig
 from clients.load.grpc_transport import GrpcTransport
-from clients.load.http_transport import HttpTransport
 from clients.load.stats import LoadResult
 from clients.load.transport import RequestFailed, Transport
+from clients.optional import PLOT_EXTRA
 
 OK = "OK"
 INVALID = "INVALID_RESPONSE"
@@ -81,6 +81,14 @@ def open_transport(config: LoadConfig, expect: Expect, connection: Any = None) -
     if config.api in GRPC_APIS:
         return GrpcTransport(config, expect, connection)
     if config.api in HTTP_APIS:
+        # aiohttp comes with the clients' extra; the gRPC APIs work without it.
+        try:
+            from clients.load.http_transport import HttpTransport
+        except ModuleNotFoundError as exc:
+            raise ClientError(
+                f"the HTTP APIs need {exc.name}, which is not installed; "
+                f"install the clients' extra: pip install '{PLOT_EXTRA}'"
+            ) from None
         return HttpTransport(config, expect, connection)
     raise ValueError(f"no transport for api {config.api!r}")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -142,3 +143,11 @@ def test_statuses_and_wrong_answers_are_counted_and_connections_reused(scripted)
     assert result.requests >= 10
     # Keep-alive: the 60-odd requests travelled on the 3 pooled connections.
     assert scripted.handler.calls > 60 and scripted.handler.connections <= 3
+
+
+def test_without_aiohttp_the_http_apis_name_the_extra(monkeypatch):
+    # As in an install without the clients' extra: importing aiohttp fails.
+    monkeypatch.setitem(sys.modules, "aiohttp", None)
+    monkeypatch.delitem(sys.modules, "clients.load.http_transport", raising=False)
+    with pytest.raises(ClientError, match=r"need aiohttp.*digits-server\[plot\]"):
+        run("http://127.0.0.1:9", api="rest-json", duration=0.5)
