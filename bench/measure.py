@@ -84,10 +84,14 @@ class CounterWindow:
         """The measured window ends now."""
         self._take("end")
 
-    def fill(self, scenario: Scenario, images: int) -> None:
-        """CPU per 1000 images, mean batch formed and other processes' cores, into the row."""
+    def fill(self, scenario: Scenario, images: int, client_cpu: float | None = None) -> None:
+        """CPU per 1000 images, mean batch formed and other processes' cores, into the row
+        (``client_cpu``: the client's CPU seconds when it is another process than the one
+        the counters watched)."""
         start, end = self.marks["start"], self.marks["end"]
-        server_cpu, client_cpu = end.server - start.server, end.client - start.client
+        server_cpu = end.server - start.server
+        watched = end.client - start.client
+        client_cpu = watched if client_cpu is None else watched + client_cpu
         if images:
             scenario.server_cpu_per_1k = server_cpu / images * 1000
             scenario.client_cpu_per_1k = client_cpu / images * 1000
@@ -137,7 +141,7 @@ async def measure_server(
                     window = CounterWindow(target, session.client_pid, model)
                     run = await session.run(scenario, plan, images, window)
                     scenario.result = run.summary
-                    window.fill(scenario, run.images)
+                    window.fill(scenario, run.images, run.client_cpu_seconds)
                     progress(scenario)
                     done.append(scenario)
     finally:

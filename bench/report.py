@@ -158,7 +158,7 @@ def format_tables(
         )
     lines.append("")
     header = (
-        f"  {'server':<8}{'model':<8}{'api':<12}{'b':>3}{'c':>4}{'images/s':>11}{'req/s':>9}"
+        f"  {'server':<14}{'model':<8}{'api':<12}{'b':>3}{'c':>4}{'images/s':>11}{'req/s':>9}"
         f"{'p50 ms':>8}{'p99 ms':>8}{'err':>5}{'srv cpu':>9}{'cli cpu':>9}{'other':>6}"
         f"{'batch':>7}{'/null':>7}{'/naive':>8}{'/naive-d':>9}{'/inproc':>8}"
     )
@@ -175,7 +175,7 @@ def format_tables(
         is_digits_model = s.server == "digits" and s.model != NULL_MODEL and is_default
         server = s.server if is_default else f"{s.server}+{s.client}"
         lines.append(
-            f"  {server:<8}{s.model:<8}{s.api:<12}{s.batch:>3}{s.concurrency:>4}"
+            f"  {server:<14}{s.model:<8}{s.api:<12}{s.batch:>3}{s.concurrency:>4}"
             f"{s.images_per_s:>11.0f}{s.result.get('requests_per_s', 0):>9.0f}"
             f"{num(lat.get('p50'), '{:.2f}'):>8}{num(lat.get('p99'), '{:.2f}'):>8}{errors:>5}"
             f"{num(s.server_cpu_per_1k, '{:.3f}'):>9}{num(s.client_cpu_per_1k, '{:.3f}'):>9}"

@@ -43,6 +43,9 @@ class ClientRun:
 
     summary: dict[str, Any]
     images: int
+    # CPU seconds the client used in the window when it is not the session's client_pid
+    # (an external tool run as a child process); None = read from client_pid.
+    client_cpu_seconds: float | None = None
 
 
 class Session(Protocol):

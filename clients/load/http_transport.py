@@ -80,7 +80,7 @@ def _one_output(answer: Any) -> dict[str, Any]:
     return outputs[0]
 
 
-class _Answer:
+class HttpAnswer:
     """One 200 answer: the body and the header that splits a binary one."""
 
     def __init__(self, body: bytes, header_length: str | None) -> None:
@@ -88,7 +88,7 @@ class _Answer:
         self.header_length = header_length
 
 
-def check_rest_json(answer: _Answer, expect: Expect) -> dict[str, Any]:
+def check_rest_json(answer: HttpAnswer, expect: Expect) -> dict[str, Any]:
     """Verify a V2 REST answer with JSON ``data``; returns its JSON."""
     document = _json(answer.body)
     out = _one_output(document)
@@ -100,7 +100,7 @@ def check_rest_json(answer: _Answer, expect: Expect) -> dict[str, Any]:
     return document
 
 
-def check_rest_binary(answer: _Answer, expect: Expect) -> dict[str, Any]:
+def check_rest_binary(answer: HttpAnswer, expect: Expect) -> dict[str, Any]:
     """Verify a V2 REST answer with a binary output after its JSON header; returns the JSON."""
     length = answer.header_length
     if length is None or not length.isdigit() or int(length) > len(answer.body):
@@ -117,7 +117,7 @@ def check_rest_binary(answer: _Answer, expect: Expect) -> dict[str, Any]:
     return document
 
 
-def check_classify(answer: _Answer, expect: Expect) -> dict[str, Any]:
+def check_classify(answer: HttpAnswer, expect: Expect) -> dict[str, Any]:
     """Verify a /v1/classify answer; returns its JSON."""
     document = _json(answer.body)
     try:
@@ -161,7 +161,7 @@ class HttpTransport:
         self._session = open_session(config, config.concurrency) if session is None else session
         self._timeout = aiohttp.ClientTimeout(total=config.timeout)
 
-    async def _post(self, request: HttpRequest) -> tuple[int, _Answer]:
+    async def _post(self, request: HttpRequest) -> tuple[int, HttpAnswer]:
         async with self._session.post(
             self._base + request.path,
             data=request.body,
@@ -169,7 +169,7 @@ class HttpTransport:
             timeout=self._timeout,
         ) as response:
             body = await response.read()
-            return response.status, _Answer(body, response.headers.get(HEADER_LENGTH))
+            return response.status, HttpAnswer(body, response.headers.get(HEADER_LENGTH))
 
     async def probe(self) -> None:
         """One request to learn labels/width/model and fail fast on a wrong target."""
