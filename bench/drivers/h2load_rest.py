@@ -4,12 +4,14 @@ Builds on :mod:`bench.h2load` (the gRPC side: its summary parser and binary look
 request is the load generator's own ``rest-binary`` body (JSON header + raw FP32 tensor,
 ``Inference-Header-Content-Length``), sent again and again over C keep-alive connections with
 one request in flight on each, so C requests are outstanding, as in the Python closed loop.
+A warm-up run of the plan's warm-up time gives the rate; the measured run then sends that
+rate times the plan's duration as a fixed count (``-n``), so it ends on complete responses.
 
 h2load counts any 2xx as a success without looking at the body, so the answers are checked
 twice: one answer is fetched first and verified in full (shape, probabilities, its size);
 then the run's response data bytes must be whole answers of exactly that size, as many as
-h2load counted done (or up to its 2xx count: with ``-D`` the answers that land after the
-measured time add bytes too), with nothing failed or errored. Otherwise the row reports
+h2load counted done (up to its 2xx count, which can be larger in a timed ``-D`` run), with
+nothing failed or errored. Otherwise the row reports
 its requests as ``UNVERIFIED`` (or the HTTP error classes h2load saw) instead of a speed.
 
 Rows are named ``.../h2load``; pick the driver with ``python -m bench --clients
@@ -60,8 +62,15 @@ class _Run:
     cpu_seconds: float
 
 
-def run_h1(url: str, request: HttpRequest, connections: int, seconds: float) -> _Run:
-    """h2load --h1 posting ``request`` for ``seconds`` over ``connections`` connections."""
+def run_h1(
+    url: str,
+    request: HttpRequest,
+    connections: int,
+    seconds: float = 0.0,
+    requests: int = 0,
+) -> _Run:
+    """h2load --h1 posting ``request`` over ``connections`` connections, ``requests`` times
+    (``-n``) or else for ``seconds`` (``-D``)."""
     binary = h2load.h2load_binary()
     if binary is None:
         raise RuntimeError("h2load is not installed (Debian nghttp2-client)")
@@ -69,10 +78,11 @@ def run_h1(url: str, request: HttpRequest, connections: int, seconds: float) -> 
     with tempfile.NamedTemporaryFile(suffix=".body") as body:
         body.write(request.body)
         body.flush()
-        command = [binary, "--h1", "-D", _duration(seconds), "-c", str(connections), "-m", "1"]
+        amount = ["-n", str(requests)] if requests else ["-D", _duration(seconds)]
+        command = [binary, "--h1", *amount, "-c", str(connections), "-m", "1"]
         command += [*headers, "-d", body.name, url + request.path]
         before = _children_cpu()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 120)
+        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600)
         cpu = _children_cpu() - before
     if done.returncode != 0:
         raise RuntimeError(f"h2load exited {done.returncode}:\n{done.stdout}{done.stderr}")
@@ -154,10 +164,13 @@ class _Session:
         batch = images[np.arange(scenario.batch) % len(images)]
         request = rest_binary_request(config, batch)
         expect, answer_bytes = self._probe(request, scenario.batch)
-        if plan.warmup > 0:
-            run_h1(self.url, request, scenario.concurrency, plan.warmup)
+        # The measured run sends a count of requests (-n), so it ends with every response
+        # complete and its bytes add up exactly (a -D run stops mid-response); the count is
+        # the warm-up's rate times the planned duration.
+        warm = run_h1(self.url, request, scenario.concurrency, max(plan.warmup, 0.05))
+        count = max(2 * scenario.concurrency, round(warm.result.requests_per_s * plan.duration))
         window.start()
-        measured = run_h1(self.url, request, scenario.concurrency, plan.duration)
+        measured = run_h1(self.url, request, scenario.concurrency, requests=count)
         window.end()
         answers, errors = verdict(measured.result, measured.output, answer_bytes)
         # h2load's own measured time (-D plus its last requests), not the nominal duration.
