@@ -1,10 +1,11 @@
 """``python -m bench``: the whole benchmark from the command line.
 
-    python -m bench            # full run, ~6 minutes; results in bench/results/
-    python -m bench --quick    # seconds; numbers are only a smoke test
+    python -m bench            # full run, ~10 minutes; results in bench/results/
+    python -m bench --quick    # under a minute; numbers are only a smoke test
 
 One run measures, for mlp100 and cnn: onnxruntime in this process (the compute limit);
-the digits server as a separate process on the V2, typed and streaming APIs; the same
+the digits server as a separate process on the gRPC V2, typed and streaming APIs and on
+HTTP (V2 REST with JSON or binary tensors, /v1/classify with PNG files); the same
 loads on a null model (the transport ceiling); and the naive server (``bench/naive_server.py``).
 See docs/performance.md for the method. It prints a table and the ratios against the
 targets, and writes ``bench.json`` and ``bench.png`` into ``--out-dir``.
@@ -169,7 +170,7 @@ def show(s: Scenario) -> None:
     """One progress line per measured scenario."""
     p99 = num(s.p99_ms(), "{:.2f}")
     print(
-        f"  {s.key:<32} {s.images_per_s:10.0f} images/s  p99 {p99} ms  errors {s.error_count()}",
+        f"  {s.key:<36} {s.images_per_s:10.0f} images/s  p99 {p99} ms  errors {s.error_count()}",
         flush=True,
     )
 

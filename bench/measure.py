@@ -12,8 +12,9 @@ import onnxruntime as ort
 
 from bench.drivers.base import Driver, RunningServer
 from bench.host import cpu_seconds, machine_busy_seconds
-from bench.scenarios import Plan, Scenario
+from bench.scenarios import REST_APIS, Plan, Scenario
 from bench.servers import scrape_batches
+from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
@@ -83,10 +84,14 @@ class CounterWindow:
         """The measured window ends now."""
         self._take("end")
 
-    def fill(self, scenario: Scenario, images: int) -> None:
-        """CPU per 1000 images, mean batch formed and other processes' cores, into the row."""
+    def fill(self, scenario: Scenario, images: int, client_cpu: float | None = None) -> None:
+        """CPU per 1000 images, mean batch formed and other processes' cores, into the row
+        (``client_cpu``: the client's CPU seconds when it is another process than the one
+        the counters watched)."""
         start, end = self.marks["start"], self.marks["end"]
-        server_cpu, client_cpu = end.server - start.server, end.client - start.client
+        server_cpu = end.server - start.server
+        watched = end.client - start.client
+        client_cpu = watched if client_cpu is None else watched + client_cpu
         if images:
             scenario.server_cpu_per_1k = server_cpu / images * 1000
             scenario.client_cpu_per_1k = client_cpu / images * 1000
@@ -101,10 +106,16 @@ class CounterWindow:
             scenario.other_cores = max(0.0, other / wall)
 
 
+def _serves(target: RunningServer, api: str) -> bool:
+    """Whether ``target`` has a listener for ``api`` (the naive server speaks gRPC only)."""
+    return api not in REST_APIS or target.http_url is not None
+
+
 def target_of(process: ServerProcess) -> RunningServer:
     """Where a started server listens, from its ready line."""
     ports = process.ports
-    return RunningServer(process.grpc_address, process.pid, ports.metrics)
+    http_url = None if ports.http is None else f"http://{HOST}:{ports.http}"
+    return RunningServer(process.grpc_address, process.pid, ports.metrics, http_url)
 
 
 async def measure_server(
@@ -124,13 +135,13 @@ async def measure_server(
     done = []
     try:
         for model in models:
-            for api in (a for a in apis if a in driver.apis):
+            for api in (a for a in apis if a in driver.apis and _serves(target, a)):
                 for batch, concurrency in loads:
                     scenario = Scenario(server, model, api, batch, concurrency, driver.name)
                     window = CounterWindow(target, session.client_pid, model)
                     run = await session.run(scenario, plan, images, window)
                     scenario.result = run.summary
-                    window.fill(scenario, run.images)
+                    window.fill(scenario, run.images, run.client_cpu_seconds)
                     progress(scenario)
                     done.append(scenario)
     finally:

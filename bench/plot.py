@@ -20,8 +20,20 @@ def plot(scenarios: list[Scenario], in_process: dict[str, dict[int, float]], out
         ("digits", "v2"),
         ("digits", "typed"),
         ("digits", "stream"),
+        ("digits", "rest-binary"),
+        ("digits", "rest-json"),
+        ("digits", "http-png"),
     ]
-    colors = ["#dddddd", "#999999", "#4477aa", "#228833", "#ee6677"]
+    colors = [
+        "#dddddd",
+        "#999999",
+        "#4477aa",
+        "#228833",
+        "#ee6677",
+        "#ccbb44",
+        "#66ccee",
+        "#aa3377",
+    ]
     models = [*BENCH_MODELS, NULL_MODEL]
     by = {s.key: s for s in scenarios}
     size = {"figsize": (5 * len(models), 4.5), "dpi": 100}

@@ -6,9 +6,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from clients.load.config import HTTP_APIS
 from clients.load.stats import rounded
 
-APIS = ("v2", "typed", "stream")
+# gRPC (the targets are judged on these) ...
+GRPC_APIS = ("v2", "typed", "stream")
+# ... and HTTP beside them, for REST's cost per image: V2 REST with JSON tensors, V2 REST with
+# the binary-data extension, the typed /v1/classify with PNG files.
+REST_APIS = HTTP_APIS
+APIS = GRPC_APIS + REST_APIS
 NAIVE_DEFAULTS = "naive-d"
 # (batch, concurrency) pairs every server is measured at.
 LOADS = ((1, 1), (1, 8), (1, 64), (64, 4))

@@ -1,4 +1,5 @@
-"""N server replicas behind nginx with Prometheus scraping each, all local processes.
+"""N server replicas behind nginx (gRPC and HTTP) with Prometheus scraping each, all local
+processes.
 
 Every process is started here, tracked by its PID and stopped by that PID: SIGTERM, then
 SIGKILL if it does not exit. Nothing is ever matched by name. The servers bind port 0 and
@@ -28,11 +29,17 @@ class Replica:
     process: ServerProcess
     grpc_port: int
     metrics_port: int
+    http_port: int
 
     @property
     def grpc_address(self) -> str:
         """host:port of its gRPC listener."""
         return f"{HOST}:{self.grpc_port}"
+
+    @property
+    def http_address(self) -> str:
+        """host:port of its HTTP listener."""
+        return f"{HOST}:{self.http_port}"
 
     @property
     def metrics_target(self) -> str:
@@ -62,6 +69,7 @@ class LocalCluster:
         self.nginx: ChildProcess | None = None
         self.prometheus: ChildProcess | None = None
         self.lb_port = 0
+        self.lb_http_port = 0
         self.prometheus_url = ""
         self._processes: list[ChildProcess] = []
         # Fail before starting anything when a program is missing.
@@ -85,8 +93,15 @@ class LocalCluster:
         self.workdir.mkdir(parents=True, exist_ok=True)
         starting = [self._spawn_server(i) for i in range(self.replica_count)]
         self.replicas = [self._await_ready(p) for p in starting]
-        self.nginx, self.lb_port = start_nginx(
-            self.workdir, [r.grpc_address for r in self.replicas]
+        nginx = start_nginx(
+            self.workdir,
+            [r.grpc_address for r in self.replicas],
+            [r.http_address for r in self.replicas],
+        )
+        self.nginx, self.lb_port, self.lb_http_port = (
+            nginx.process,
+            nginx.grpc_port,
+            nginx.http_port,
         )
         self._processes.append(self.nginx)
         self.prometheus, self.prometheus_url = start_prometheus(
@@ -139,9 +154,9 @@ class LocalCluster:
     @staticmethod
     def _await_ready(server: ServerProcess, timeout: float = 60) -> Replica:
         ports = server.wait_ready(timeout)
-        if ports.metrics is None:
-            raise RuntimeError(f"{server.name} serves no metrics port: {ports.format()}")
-        return Replica(server, ports.grpc, ports.metrics)
+        if ports.metrics is None or ports.http is None:
+            raise RuntimeError(f"{server.name} serves no metrics or no HTTP port: {ports.format()}")
+        return Replica(server, ports.grpc, ports.metrics, ports.http)
 
     # -- observation
 
@@ -152,8 +167,13 @@ class LocalCluster:
 
     @property
     def lb_address(self) -> str:
-        """host:port of nginx, the address clients use."""
+        """host:port of nginx's gRPC side, the address gRPC clients use."""
         return f"{HOST}:{self.lb_port}"
+
+    @property
+    def lb_http_url(self) -> str:
+        """http://host:port of nginx's HTTP side, the URL REST clients and browsers use."""
+        return f"http://{HOST}:{self.lb_http_port}"
 
     def target_health(self) -> dict[str, str]:
         """``{host:port: up|down|unknown}`` for every active target, from /api/v1/targets."""

@@ -139,11 +139,12 @@ def _run(args: argparse.Namespace, workdir: Path, repository: Path) -> int:
         print(f"model repository: {repository} (demo model {model!r})")
         assert c.nginx is not None and c.prometheus is not None
         print(f"nginx (gRPC, clients use this): {c.lb_address} pid {c.nginx.pid}")
+        print(f"nginx (HTTP/REST and the page): {c.lb_http_url}")
         print(f"prometheus:                     {c.prometheus_url} pid {c.prometheus.pid}")
         for r in c.replicas:
             print(
                 f"{r.process.name}: pid {r.process.pid} grpc {r.grpc_address} "
-                f"metrics http://{r.metrics_target}/metrics"
+                f"http http://{r.http_address} metrics http://{r.metrics_target}/metrics"
             )
         if args.command == "demo":
             report = run_failover(c, model=model)

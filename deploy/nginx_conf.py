@@ -20,12 +20,21 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
+from serving.settings import Settings
+
 NGINX_DIR = Path(__file__).resolve().parent / "nginx"
 TEMPLATE = NGINX_DIR / "nginx.conf.template"
 CHECKED_IN = NGINX_DIR / "nginx.conf"
 _PLACEHOLDER = re.compile(r"\{\{ (\w+) \}\}")
 _LINE_PLACEHOLDER = re.compile(r"^(\s*)\{\{ (\w+) \}\}\s*$")
 _TEMP_KINDS = ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+
+
+def server_body_limit() -> str:
+    """nginx's client_max_body_size equal to the server's default --max-message-bytes."""
+    limit = Settings().max_message_bytes
+    mib = 1024 * 1024
+    return f"{limit // mib}m" if limit % mib == 0 else str(limit)
 
 
 @dataclass(frozen=True)
@@ -36,11 +45,18 @@ class NginxConfig:
     grpc_listen: str
     grpc_upstreams: tuple[str, ...]
     access_log: str
+    # The HTTP/REST side: where nginx listens, the replicas' HTTP listeners, its access log.
+    http_listen: str
+    http_upstreams: tuple[str, ...]
+    http_access_log: str
     worker_processes: str = "auto"
     worker_connections: int = 4096
     keepalive: int = 64
     connect_timeout: str = "2s"
     rpc_timeout: str = "300s"
+    # Idle upstream HTTP connections are closed after this (below the servers' 30 s).
+    http_keepalive_timeout: str = "20s"
+    max_body_size: str = field(default_factory=server_body_limit)
     # Lines before `worker_processes` (foreground mode, pid and error log of a local run).
     process_directives: tuple[str, ...] = ()
     # Where nginx writes request bodies etc. (a local run keeps them in its work directory).
@@ -51,27 +67,41 @@ class NginxConfig:
         values: dict[str, str | Sequence[str]] = {
             k: v if isinstance(v, tuple) else str(v) for k, v in asdict(self).items()
         }
-        del values["grpc_upstreams"]
-        values["grpc_upstream_servers"] = [
-            f"server {u} max_fails=1 fail_timeout=10s;" for u in self.grpc_upstreams
-        ]
+        for kind in ("grpc", "http"):
+            del values[f"{kind}_upstreams"]
+            values[f"{kind}_upstream_servers"] = [
+                f"server {u} max_fails=1 fail_timeout=10s;"
+                for u in getattr(self, f"{kind}_upstreams")
+            ]
         return values
 
 
-# docker compose --profile scale: compose service names, the port clients use.
+# docker compose --profile scale: compose service names; nginx's ports in its container
+# (gRPC 8000, HTTP 8080; docker-compose.yml publishes them as 9001 and 9000).
+REPLICAS = ("server", "server-2", "server-3")
 COMPOSE = NginxConfig(
     header="Rendered from deploy/nginx/nginx.conf.template by python -m deploy.nginx_conf: "
     "edit those.",
     grpc_listen="8000",
-    grpc_upstreams=("server:8001", "server-2:8001", "server-3:8001"),
+    grpc_upstreams=tuple(f"{r}:{Settings().grpc_port}" for r in REPLICAS),
     access_log="/dev/stdout",
+    http_listen="8080",
+    http_upstreams=tuple(f"{r}:{Settings().http_port}" for r in REPLICAS),
+    http_access_log="/dev/stdout",
 )
 
 
-def local(
-    workdir: Path, listen_port: int, upstreams: Sequence[str], host: str = "127.0.0.1"
-) -> NginxConfig:
-    """A foreground, unprivileged gRPC proxy on loopback, every file it writes in ``workdir``.
+@dataclass(frozen=True)
+class Side:
+    """One protocol's side of a local proxy: the port nginx listens on and the replicas."""
+
+    port: int
+    upstreams: tuple[str, ...]
+
+
+def local(workdir: Path, grpc: Side, http: Side, host: str = "127.0.0.1") -> NginxConfig:
+    """A foreground, unprivileged gRPC + HTTP proxy on loopback, every file it writes in
+    ``workdir``.
 
     Nothing goes to /var or /run, so several clusters can run side by side. Shorter
     timeouts than compose: a local run (and its tests) should fail fast.
@@ -79,9 +109,12 @@ def local(
     return replace(
         COMPOSE,
         header="Rendered by deploy/local_cluster.py from deploy/nginx/nginx.conf.template.",
-        grpc_listen=f"{host}:{listen_port}",
-        grpc_upstreams=tuple(upstreams),
+        grpc_listen=f"{host}:{grpc.port}",
+        grpc_upstreams=grpc.upstreams,
         access_log=str(workdir / "nginx-access.log"),
+        http_listen=f"{host}:{http.port}",
+        http_upstreams=http.upstreams,
+        http_access_log=str(workdir / "nginx-http-access.log"),
         worker_processes="1",
         worker_connections=1024,
         keepalive=32,
@@ -111,9 +144,9 @@ def render(config: NginxConfig, template: str | None = None) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_local(workdir: Path, listen_port: int, upstreams: Sequence[str]) -> str:
+def render_local(workdir: Path, grpc: Side, http: Side) -> str:
     """The local cluster's nginx.conf (see :func:`local`)."""
-    return render(local(workdir, listen_port, upstreams))
+    return render(local(workdir, grpc, http))
 
 
 if __name__ == "__main__":

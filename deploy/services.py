@@ -11,10 +11,11 @@ import json
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from clients.processes import HOST, ChildProcess, find_binary, free_port, port_open, wait_for
-from deploy.nginx_conf import render_local
+from deploy.nginx_conf import Side, render_local
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -62,19 +63,33 @@ scrape_configs:
 """
 
 
+@dataclass(frozen=True)
+class Nginx:
+    """A running nginx and the two ports it listens on."""
+
+    process: ChildProcess
+    grpc_port: int
+    http_port: int
+
+
 def start_nginx(
-    workdir: Path, upstreams: Sequence[str], port: int | None = None, timeout: float = 15.0
-) -> tuple[ChildProcess, int]:
-    """nginx in the foreground as a gRPC proxy to ``upstreams``, listening; (process, port).
+    workdir: Path,
+    grpc_upstreams: Sequence[str],
+    http_upstreams: Sequence[str],
+    timeout: float = 15.0,
+) -> Nginx:
+    """nginx in the foreground proxying gRPC to ``grpc_upstreams`` and HTTP to
+    ``http_upstreams`` (host:port each), listening on both of its ports.
 
     Its prefix, config, logs and pid file live in ``workdir / "nginx"``.
     """
     binary = require_binaries("nginx")["nginx"]
     prefix = workdir / "nginx"
     prefix.mkdir(parents=True, exist_ok=True)
-    port = free_port() if port is None else port
+    grpc = Side(free_port(), tuple(grpc_upstreams))
+    http = Side(free_port(), tuple(http_upstreams))
     conf = prefix / "nginx.conf"
-    conf.write_text(render_local(prefix, port, upstreams))
+    conf.write_text(render_local(prefix, grpc, http))
     nginx = ChildProcess(
         [binary, "-p", str(prefix), "-c", str(conf), "-e", "stderr"],
         name="nginx",
@@ -83,11 +98,12 @@ def start_nginx(
         new_session=True,
     )
     try:
-        wait_for("nginx to listen", lambda: port_open(port, nginx), timeout)
+        for side in (grpc, http):
+            wait_for("nginx to listen", lambda p=side.port: port_open(p, nginx), timeout)
     except BaseException:
         nginx.stop()
         raise
-    return nginx, port
+    return Nginx(nginx, grpc.port, http.port)
 
 
 def start_prometheus(

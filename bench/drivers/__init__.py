@@ -1,6 +1,7 @@
 """Benchmark client kinds, one module each; a module that defines ``DRIVER`` is one.
 
-Adding a client kind (h2load, a REST client ...) is adding a module here that implements
+Today: python_aio (the project's load generator, gRPC and HTTP) and h2load_rest (h2load --h1,
+V2 REST binary). Adding a client kind is adding a module here that implements
 :class:`bench.drivers.base.Driver`; its rows carry its name in their ``client`` field.
 """
 

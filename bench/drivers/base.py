@@ -23,6 +23,8 @@ class RunningServer:
     address: str
     server_pid: int
     metrics_port: int | None
+    # http://host:port of its HTTP transport; None = it has none (the naive server).
+    http_url: str | None = None
 
 
 class Window(Protocol):
@@ -41,6 +43,9 @@ class ClientRun:
 
     summary: dict[str, Any]
     images: int
+    # CPU seconds the client used in the window when it is not the session's client_pid
+    # (an external tool run as a child process); None = read from client_pid.
+    client_cpu_seconds: float | None = None
 
 
 class Session(Protocol):

@@ -8,9 +8,10 @@ import math
 import sys
 from pathlib import Path
 
-from clients.cli.common import PROG, add_model_args, connect
+from clients.cli.common import PROG, add_model_args, connect, endpoint
 from clients.connection import ClientError
-from clients.load import APIS, LoadConfig, Progress, ProgressFn, run_load_sync
+from clients.load import APIS, HTTP_APIS, LoadConfig, Progress, ProgressFn, run_load_sync
+from clients.load.http_ready import wait_until_http_ready
 from clients.optional import require_plotting
 
 NAME = "load"
@@ -30,8 +31,17 @@ def add_arguments(load: argparse.ArgumentParser) -> None:
         "--api",
         choices=APIS,
         default="typed",
-        help="typed: digits.v1 Classify; v2: KServe V2 ModelInfer; stream: digits.v1 "
-        "ClassifyStream with all requests on a few bidirectional streams (default typed)",
+        help="gRPC: typed (digits.v1 Classify), v2 (KServe V2 ModelInfer), stream (digits.v1 "
+        "ClassifyStream, all requests on a few bidirectional streams); HTTP: rest-json (V2 "
+        "REST, JSON tensors), rest-binary (V2 REST, binary-data extension), http-png "
+        "(POST /v1/classify with PNG files) (default typed)",
+    )
+    load.add_argument(
+        "--http",
+        metavar="URL",
+        default="",
+        help="base URL of the server's HTTP transport for the HTTP APIs, e.g. "
+        "http://127.0.0.1:8000 (default: http://SERVER, --server taken as the HTTP address)",
     )
     load.add_argument("--concurrency", "-c", type=int, default=8, help="requests in flight")
     load.add_argument("--batch", "-b", type=int, default=1, help="images per request")
@@ -76,12 +86,15 @@ def progress_printer() -> ProgressFn:
 
 
 def config_from(args: argparse.Namespace) -> LoadConfig:
-    """The load the options describe (ClientError for impossible values)."""
-    endpoint, channel = connect(args, args.model)
-    channel.close()
+    """The load the options describe, after ``--wait`` (ClientError for impossible values)."""
+    if args.api in HTTP_APIS:
+        target = endpoint(args)
+    else:
+        target, channel = connect(args, args.model)
+        channel.close()
     try:
-        return LoadConfig(
-            endpoint=endpoint,
+        config = LoadConfig(
+            endpoint=target,
             model=args.model,
             version=args.version,
             api=args.api,
@@ -92,9 +105,13 @@ def config_from(args: argparse.Namespace) -> LoadConfig:
             max_requests=args.max_requests,
             streams=args.streams,
             timeout=args.timeout,
+            http_url=args.http,
         )
     except ValueError as exc:
         raise ClientError(str(exc)) from None
+    if args.api in HTTP_APIS and args.wait > 0:
+        wait_until_http_ready(config, args.wait)
+    return config
 
 
 def run(args: argparse.Namespace) -> int:

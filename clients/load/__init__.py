@@ -8,6 +8,9 @@ demo and the reliability tests. The modules, by job:
 * :mod:`~clients.load.checks` -- verification of every answer;
 * :mod:`~clients.load.transport` -- the interface for "how one request is sent";
 * :mod:`~clients.load.grpc_transport` -- typed, V2 and streaming gRPC;
+* :mod:`~clients.load.http_payloads` -- the HTTP APIs' requests (V2 REST JSON/binary, PNG);
+* :mod:`~clients.load.http_transport` -- V2 REST and the typed /v1/classify over aiohttp;
+* :mod:`~clients.load.http_ready` -- ``--wait`` for the HTTP APIs (V2 REST readiness);
 * :mod:`~clients.load.runner` -- the closed loop (:func:`run_load`);
 * :mod:`~clients.load.stats` -- what a run measured (:class:`LoadResult`);
 * :mod:`~clients.load.background` -- a run on a thread (:class:`BackgroundLoad`).
@@ -15,7 +18,7 @@ demo and the reliability tests. The modules, by job:
 
 from clients.load.background import BackgroundLoad
 from clients.load.checks import BadResponse, Expect, check_typed, check_v2
-from clients.load.config import APIS, LoadConfig
+from clients.load.config import APIS, GRPC_APIS, HTTP_APIS, LoadConfig
 from clients.load.runner import (
     INVALID,
     OK,
@@ -31,6 +34,8 @@ from clients.load.workload import synthetic_digits, typed_payload, v2_payload
 
 __all__ = [
     "APIS",
+    "GRPC_APIS",
+    "HTTP_APIS",
     "INVALID",
     "OK",
     "BackgroundLoad",

@@ -9,8 +9,12 @@ import numpy as np
 
 from clients.connection import Endpoint
 
-# The request kinds the load generator can send (one transport module each serves some).
-APIS = ("typed", "v2", "stream")
+# The request kinds the load generator can send (one transport module each serves some):
+# gRPC typed / V2 / typed streaming; HTTP: V2 REST with JSON or binary tensors, and the
+# typed /v1/classify with PNG files.
+GRPC_APIS = ("typed", "v2", "stream")
+HTTP_APIS = ("rest-json", "rest-binary", "http-png")
+APIS = GRPC_APIS + HTTP_APIS
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,9 @@ class LoadConfig:
     timeout: float = 30.0
     # uint8 [N,28,28] images to send; None = synthetic digits.
     images: np.ndarray | None = None
+    # Base URL of the server's HTTP transport (the HTTP APIs), e.g. http://127.0.0.1:8000;
+    # "" = the endpoint's address over http (https with a TLS CA).
+    http_url: str = ""
 
     def __post_init__(self) -> None:
         if self.api not in APIS:
@@ -41,6 +48,13 @@ class LoadConfig:
             raise ValueError("concurrency and batch must be >= 1")
         if self.duration <= 0 or self.warmup < 0 or self.max_requests < 0:
             raise ValueError("duration must be > 0, warmup and max_requests >= 0")
+
+    def base_url(self) -> str:
+        """Where the HTTP APIs send: ``http_url``, else the endpoint's address."""
+        if self.http_url:
+            return self.http_url.rstrip("/")
+        scheme = "https" if self.endpoint.tls_ca is not None else "http"
+        return f"{scheme}://{self.endpoint.address}"
 
     def stream_count(self) -> int:
         """How many bidi streams the ``stream`` API spreads the in-flight requests over."""

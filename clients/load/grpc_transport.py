@@ -16,13 +16,12 @@ import grpc
 
 from clients.connection import ClientError, status_line
 from clients.load.checks import Expect, check_typed, check_v2
-from clients.load.config import LoadConfig
+from clients.load.config import GRPC_APIS, LoadConfig
 from clients.load.transport import RequestFailed
 from clients.load.workload import POOL, request_batches, typed_payload, v2_payload
 from serving.api import digits_pb2 as dpb
 from serving.api import open_inference_pb2 as v2pb
 
-GRPC_APIS = ("typed", "v2", "stream")
 STREAM_BROKEN = "STREAM_BROKEN"
 _CODE_NAMES = {code.value[0]: code.name for code in grpc.StatusCode}
 _CLASSIFY = "/digits.v1.DigitClassifier/Classify"

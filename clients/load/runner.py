@@ -22,10 +22,11 @@ import numpy as np
 
 from clients.connection import ClientError
 from clients.load.checks import BadResponse, Expect
-from clients.load.config import LoadConfig
-from clients.load.grpc_transport import GRPC_APIS, GrpcTransport
+from clients.load.config import GRPC_APIS, HTTP_APIS, LoadConfig
+from clients.load.grpc_transport import GrpcTransport
 from clients.load.stats import LoadResult
 from clients.load.transport import RequestFailed, Transport
+from clients.optional import PLOT_EXTRA
 
 OK = "OK"
 INVALID = "INVALID_RESPONSE"
@@ -75,9 +76,20 @@ Hook = Callable[[], None]
 
 
 def open_transport(config: LoadConfig, expect: Expect, connection: Any = None) -> Transport:
-    """The transport serving ``config.api``; ``connection`` is a shared one to reuse, if any."""
+    """The transport serving ``config.api``; ``connection`` is a shared one to reuse, if any
+    (a grpc.aio channel for the gRPC APIs, an aiohttp client session for the HTTP ones)."""
     if config.api in GRPC_APIS:
         return GrpcTransport(config, expect, connection)
+    if config.api in HTTP_APIS:
+        # aiohttp comes with the clients' extra; the gRPC APIs work without it.
+        try:
+            from clients.load.http_transport import HttpTransport
+        except ModuleNotFoundError as exc:
+            raise ClientError(
+                f"the HTTP APIs need {exc.name}, which is not installed; "
+                f"install the clients' extra: pip install '{PLOT_EXTRA}'"
+            ) from None
+        return HttpTransport(config, expect, connection)
     raise ValueError(f"no transport for api {config.api!r}")
 
 
@@ -98,7 +110,7 @@ async def run_load(
     ``stop`` is set; requests in flight then finish and count. ``on_measure_start`` /
     ``on_measure_end`` are called at the window's edges (the benchmark reads CPU counters
     there); ``on_outcome`` sees every request, warm-up included. ``channel`` is a shared
-    connection for the transport to reuse (a grpc.aio channel for the gRPC APIs). Raises
+    connection for the transport to reuse (see :func:`open_transport`). Raises
     ClientError when the first request fails: wrong model, unreachable server.
     """
     transport = open_transport(config, Expect(batch=config.batch), channel)
@@ -106,7 +118,7 @@ async def run_load(
         try:
             await transport.probe()
         except BadResponse as exc:
-            address = config.endpoint.address
+            address = config.base_url() if config.api in HTTP_APIS else config.endpoint.address
             raise ClientError(f"{address} sent an invalid response: {exc}") from None
         loop = _ClosedLoop(config, transport, on_outcome, stop)
         return await loop.run(progress, on_measure_start, on_measure_end)

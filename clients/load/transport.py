@@ -1,11 +1,13 @@
 """How one request is sent: the small interface the closed loop drives.
 
-The runner knows nothing about gRPC. A transport builds its payloads up front, sends
+The runner knows nothing about gRPC or HTTP. A transport builds its payloads up front, sends
 request ``index`` for a worker and verifies the answer, and translates its own failures
 into :class:`RequestFailed` (a status name) or :class:`~clients.load.checks.BadResponse`.
-gRPC (typed, V2, typed streaming) lives in :mod:`clients.load.grpc_transport`; another
-transport (e.g. HTTP/REST) is one more module implementing :class:`Transport`, registered
-in :func:`clients.load.runner.open_transport` and named in ``config.APIS``.
+gRPC (typed, V2, typed streaming) lives in :mod:`clients.load.grpc_transport`, HTTP (V2
+REST with JSON or binary tensors, the typed /v1/classify with PNG files) in
+:mod:`clients.load.http_transport`; another transport is one more module implementing
+:class:`Transport`, registered in :func:`clients.load.runner.open_transport` and named in
+``config.APIS``.
 """
 
 from __future__ import annotations

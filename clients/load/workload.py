@@ -10,6 +10,8 @@ from serving.api import open_inference_pb2 as v2pb
 
 # Distinct request payloads cycled through, so the server never sees one cached buffer.
 POOL = 16
+# The input tensor's name in the V2 requests (the server takes any name for one input).
+V2_INPUT = "images"
 
 
 def synthetic_digits(count: int, seed: int = 0) -> np.ndarray:
@@ -47,12 +49,17 @@ def typed_payload(config: LoadConfig, batch: np.ndarray, request_id: str = "") -
     return request.SerializeToString()
 
 
+def v2_pixels(batch: np.ndarray) -> np.ndarray:
+    """The V2 APIs' input tensor: little-endian FP32 [B,28,28], pixel/255."""
+    return (batch.astype(np.float32) / np.float32(255.0)).astype("<f4")
+
+
 def v2_payload(config: LoadConfig, batch: np.ndarray) -> bytes:
     """A serialised ModelInferRequest with FP32 [B,28,28] raw contents (pixel/255)."""
-    pixels = (batch.astype(np.float32) / np.float32(255.0)).astype("<f4")
+    pixels = v2_pixels(batch)
     request = v2pb.ModelInferRequest(
         model_name=config.model, model_version=config.version, id="load"
     )
-    request.inputs.add(name="images", datatype="FP32", shape=list(pixels.shape))
+    request.inputs.add(name=V2_INPUT, datatype="FP32", shape=list(pixels.shape))
     request.raw_input_contents.append(pixels.tobytes())
     return request.SerializeToString()

@@ -20,10 +20,17 @@ def test_quick_run_writes_json_and_png(tmp_path, capsys):
     assert data["meta"]["quick"] is True
     assert "stand-in" in data["meta"]["models"]["cnn"]
     keys = {s["key"] for s in data["scenarios"]}
-    # 3 models x 3 APIs x 4 loads on the digits server, 2 models x 4 loads on each naive one.
-    assert len(keys) == 36 + 8 + 8
+    # 3 models x (3 gRPC + 3 HTTP APIs) x 4 loads on the digits server, 2 models x 4 loads
+    # on each naive one (gRPC V2 only: it has no HTTP transport).
+    assert len(keys) == 72 + 8 + 8
     assert "naive/cnn/v2/b1/c64" in keys and "naive-d/mlp100/v2/b64/c4" in keys
     assert "digits/null/stream/b64/c4" in keys
+    for api in ("rest-json", "rest-binary", "http-png"):
+        assert f"digits/cnn/{api}/b1/c64" in keys and f"digits/null/{api}/b64/c4" in keys
+    # A slow row (64 PNGs per request on a busy machine) may finish no request inside
+    # --quick's 0.15 s window; the REST rows as a whole must have measured some.
+    for api in ("rest-json", "rest-binary", "http-png"):
+        assert sum(s["requests"] for s in data["scenarios"] if s["api"] == api) > 0, api
     assert all(s["errors"] == {} for s in data["scenarios"])
     assert set(data["in_process_images_per_s"]) == {"mlp100", "cnn"}
     assert any("2x naive" in t["target"] for t in data["targets"])

@@ -38,3 +38,16 @@ def test_other_clients_rows_are_kept_apart_and_not_judged():
     assert ratios["cnn/v2/b1/c64 vs null"] == 0.75
     table = format_tables([ours, other, null], {}, ratios, targets)
     assert "digits+h2load" in table
+
+
+def test_rest_rows_get_ratios_but_no_targets():
+    rows = []
+    for model, api, ips in [("cnn", "rest-binary", 1500.0), ("null", "rest-binary", 2000.0)]:
+        s = Scenario("digits", model, api, 1, 64)
+        s.result = {"images_per_s": ips, "latency_ms": {"p99": 1.0}}
+        rows.append(s)
+    ratios, targets = analyse(rows, {})
+    assert ratios["cnn/rest-binary/b1/c64 vs null"] == 0.75
+    assert not any("rest" in t.name or "png" in t.name for t in targets)
+    table = format_tables(rows, {}, ratios, targets)
+    assert "rest-binary" in table and "0.75" in table

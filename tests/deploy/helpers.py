@@ -10,14 +10,30 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
+from clients.processes import find_binary
 from serving.settings import Settings, env_name
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.31.0"  # the cluster version the manifests are validated against
+
+
+def local_cluster_marks(timeout: float = 120) -> list[pytest.MarkDecorator]:
+    """``pytestmark`` of a module that starts real nginx and Prometheus processes: skipped
+    (saying how to install them) when either is missing, and a whole-test timeout."""
+    missing = [name for name in ("nginx", "prometheus") if find_binary(name) is None]
+    return [
+        pytest.mark.skipif(
+            bool(missing),
+            reason=f"{' and '.join(missing)} not installed "
+            "(scripts/setup.sh --system installs them)",
+        ),
+        pytest.mark.timeout(timeout),
+    ]
 
 
 def load_yaml(path: Path) -> Any:

@@ -167,10 +167,13 @@ def test_third_party_images_are_pinned(services):
 
 def test_nginx_upstreams_are_the_replicas(services):
     conf = (DEPLOY / "nginx" / "nginx.conf").read_text()
-    grpc_port = settings_defaults().grpc_port
-    upstreams = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", conf, flags=re.M)
-    assert {h for h, _ in upstreams} == set(server_services(services))
-    assert {int(p) for _, p in upstreams} == {grpc_port}
+    defaults = settings_defaults()
+    # Each upstream block lists every replica, on the replicas' port for its protocol.
+    for name, port in (("digits", defaults.grpc_port), ("digits_http", defaults.http_port)):
+        block = conf.split(f"upstream {name} {{", 1)[1].split("}", 1)[0]
+        upstreams = re.findall(r"^\s*server\s+([\w.-]+):(\d+)", block, flags=re.M)
+        assert {h for h, _ in upstreams} == set(server_services(services)), name
+        assert {int(p) for _, p in upstreams} == {port}, name
     assert re.search(r"grpc_pass\s+grpc://digits;", conf)
     assert re.search(r"^\s*keepalive\s+\d+;", conf, flags=re.M)
     # The gRPC listener is published, and so is any other listener added later (REST).

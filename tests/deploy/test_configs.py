@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from clients.processes import find_binary, free_port
-from deploy.nginx_conf import render_local
+from deploy.nginx_conf import Side, render_local
 from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
 from tests.deploy.helpers import DEPLOY
@@ -59,8 +59,9 @@ def test_compose_nginx_conf_passes_nginx_t(tmp_path):
     text = (DEPLOY / "nginx" / "nginx.conf").read_text()
     # Compose service names do not resolve here; nginx -t resolves upstream hosts, so point
     # them at loopback. Everything else is checked as shipped.
-    text = re.sub(r"server (server(-\d)?):8001", "server 127.0.0.1:8001", text)
+    text = re.sub(r"server (server(-\d)?):(800[01])", r"server 127.0.0.1:\3", text)
     text = text.replace("listen 8000 http2;", f"listen 127.0.0.1:{free_port()} http2;")
+    text = text.replace("listen 8080;", f"listen 127.0.0.1:{free_port()};")
     result = nginx_test(text, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "test is successful" in result.stderr
@@ -68,7 +69,8 @@ def test_compose_nginx_conf_passes_nginx_t(tmp_path):
 
 @needs_nginx
 def test_local_cluster_nginx_conf_passes_nginx_t(tmp_path):
-    text = render_local(tmp_path, free_port(), ["127.0.0.1:1", "127.0.0.1:2"])
+    grpc = Side(free_port(), ("127.0.0.1:1", "127.0.0.1:2"))
+    text = render_local(tmp_path, grpc, Side(free_port(), ("127.0.0.1:3", "127.0.0.1:4")))
     result = nginx_test(text, tmp_path)
     assert result.returncode == 0, result.stderr
 
@@ -76,7 +78,7 @@ def test_local_cluster_nginx_conf_passes_nginx_t(tmp_path):
 def test_local_and_compose_nginx_share_the_proxy_settings(tmp_path):
     """The local twin keeps the settings the failover behaviour depends on."""
     compose = (DEPLOY / "nginx" / "nginx.conf").read_text()
-    local = render_local(tmp_path, 1, ["127.0.0.1:1"])
+    local = render_local(tmp_path, Side(1, ("127.0.0.1:1",)), Side(2, ("127.0.0.1:2",)))
     for directive in (
         "grpc_pass grpc://digits;",
         "grpc_next_upstream error timeout non_idempotent;",

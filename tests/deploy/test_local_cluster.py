@@ -23,23 +23,16 @@ from pathlib import Path
 import grpc
 import pytest
 
-from clients.processes import ChildProcess, find_binary, free_port, wait_for
+from clients.processes import ChildProcess, free_port, wait_for
 from deploy.cluster import LocalCluster
 from deploy.failover import run_failover
 from deploy.retry import retrying_channel
 from deploy.services import http_get, start_nginx
 from serving.api import digits_pb2, digits_pb2_grpc
-from tests.deploy.helpers import DEPLOY
+from tests.deploy.helpers import DEPLOY, local_cluster_marks
 from tests.helpers.tiny_models import linear_softmax, publish
 
-MISSING = [name for name in ("nginx", "prometheus") if find_binary(name) is None]
-pytestmark = [
-    pytest.mark.skipif(
-        bool(MISSING),
-        reason=f"{' and '.join(MISSING)} not installed (scripts/setup.sh --system installs them)",
-    ),
-    pytest.mark.timeout(120),
-]
+pytestmark = local_cluster_marks()
 CONCURRENCY = 4
 
 
@@ -125,7 +118,8 @@ def test_nginx_turns_a_dead_replica_into_a_retryable_unavailable(tmp_path: Path)
     nginx; its access log then counts the attempts the client made.
     """
     # Nothing listens on the upstream port (picked free, never bound).
-    nginx, port = start_nginx(tmp_path, [f"127.0.0.1:{free_port()}"])
+    started = start_nginx(tmp_path, [f"127.0.0.1:{free_port()}"], [f"127.0.0.1:{free_port()}"])
+    nginx, port = started.process, started.grpc_port
     access_log = tmp_path / "nginx" / "nginx-access.log"
     request = digits_pb2.ClassifyRequest(model="cnn")
     try:

@@ -57,5 +57,8 @@ def test_check_v2():
         check_v2(_v2_response(np.array([[1.5]], dtype=np.float32)), Expect(batch=1))
     truncated = _v2_response(good)
     truncated.raw_output_contents[0] = truncated.raw_output_contents[0][:-4]
-    with pytest.raises(BadResponse, match="bytes"):
+    with pytest.raises(BadResponse, match="29 output values"):
+        check_v2(truncated, Expect(batch=3))
+    truncated.raw_output_contents[0] = truncated.raw_output_contents[0][:-1]
+    with pytest.raises(BadResponse, match="115 output bytes"):
         check_v2(truncated, Expect(batch=3))
