@@ -33,14 +33,18 @@ def _family_and_address(host: str, port: int) -> tuple[socket.AddressFamily, tup
 def _socket(host: str, port: int) -> tuple[socket.socket, tuple]:
     family, address = _family_and_address(host, port)
     try:
-        sock = socket.socket(family, socket.SOCK_STREAM)
+        # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only for
+        # such sockets, and without it Nagle holds a response body that follows its head
+        # until the client's delayed ACK (~40 ms per keep-alive request).
+        sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
         if family == socket.AF_INET6 and address[0] == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
     except OSError:
         if host not in _WILDCARDS or family != socket.AF_INET6:
             raise
         # IPv6 compiled in but switched off on this host: plain IPv4 wildcard.
-        sock, address = socket.socket(socket.AF_INET, socket.SOCK_STREAM), ("0.0.0.0", port)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+        address = ("0.0.0.0", port)
     return sock, address
 
 
@@ -57,13 +61,15 @@ def reserve(host: str, port: int) -> socket.socket:
     return sock
 
 
-def listen_shared(host: str, port: int, backlog: int = 2048) -> socket.socket:
-    """A listening socket on a port reserved by the supervisor (SO_REUSEPORT), for transports
-    that accept a pre-bound socket (e.g. ``uvicorn.Server.serve(sockets=[sock])``)."""
+def listen_shared(host: str, port: int, backlog: int = 2048, share: bool = True) -> socket.socket:
+    """A listening socket for transports that accept a pre-bound socket (e.g. uvicorn's
+    ``startup(sockets=[sock])``): on a port reserved by the supervisor (SO_REUSEPORT), or
+    with ``share=False`` one this process alone holds (port 0 = a free one)."""
     sock, address = _socket(host, port)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if share:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.bind(address)
         sock.listen(backlog)
     except OSError as exc:

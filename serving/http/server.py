@@ -22,6 +22,7 @@ from serving.http.routes import Endpoints, build_routes
 from serving.metrics import Metrics
 from serving.request_context import worker_pid
 from serving.settings import Settings
+from serving.sockets import listen_shared
 
 log = logging.getLogger(__name__)
 
@@ -36,21 +37,6 @@ def create_app(
     """The ASGI app: every route over one data plane (``worker_pid``: see Handlers)."""
     handlers = Handlers(metrics, auth, limits, worker_pid)
     return Starlette(routes=build_routes(Endpoints(dataplane, handlers), handlers))
-
-
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0 = any free port)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise OSError(f"cannot bind HTTP port {host}:{port}: {exc.strerror or exc}") from None
-    sock.listen(2048)
-    sock.setblocking(False)
-    return sock
 
 
 class HttpTransport:
@@ -100,7 +86,7 @@ class HttpTransport:
     async def start(self) -> None:
         """Bind (unless a socket was given) and serve."""
         s = self._settings
-        sock = self._sock or bind(s.http_host, s.http_port)
+        sock = self._sock or listen_shared(s.http_host, s.http_port, share=False)
         self.port = sock.getsockname()[1]
         config = self._config()
         config.load()

@@ -41,3 +41,30 @@ def test_wildcard_host_covers_ipv4_and_ipv6():
             pass
     finally:
         held.close()
+
+
+def test_accepted_connections_get_tcp_nodelay():
+    # Without it Nagle delays a response body that follows its head by a delayed ACK
+    # (~40 ms on every keep-alive HTTP request after the first).
+    import asyncio
+    import socket as socket_mod
+
+    from serving.sockets import listen_shared
+
+    async def scenario() -> int:
+        sock = listen_shared("127.0.0.1", 0, share=False)
+        accepted: asyncio.Future = asyncio.get_running_loop().create_future()
+
+        class Grab(asyncio.Protocol):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                raw = transport.get_extra_info("socket")
+                accepted.set_result(raw.getsockopt(socket_mod.IPPROTO_TCP, socket_mod.TCP_NODELAY))
+
+        server = await asyncio.get_running_loop().create_server(Grab, sock=sock)
+        _reader, writer = await asyncio.open_connection("127.0.0.1", sock.getsockname()[1])
+        value = await asyncio.wait_for(accepted, 5)
+        writer.close()
+        server.close()
+        return value
+
+    assert asyncio.run(scenario()) == 1
