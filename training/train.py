@@ -116,16 +116,17 @@ def train(
             else ""
         )
         + (f", random shifts up to {config.augment_shift} px" if config.augment_shift else "")
+        + (f", {config.augment} augmentation" if config.augment else "")
         + f"; logs in {log_dir}",
         file=sys.stderr,
         flush=True,
     )
     start = time.perf_counter()
-    if config.augment_shift:
+    if config.augment or config.augment_shift:
         # Same split as Keras's validation_split (last rows validate), done by hand because
         # the training part goes through a tf.data pipeline that shifts images.
         history = model.fit(
-            _shifted_dataset(x[:n_fit], y[:n_fit], config),
+            _augmented_dataset(x[:n_fit], y[:n_fit], config),
             validation_data=(x[n_fit:], y[n_fit:]),
             epochs=config.epochs,
             shuffle=False,  # the dataset shuffles itself
@@ -160,6 +161,15 @@ def train(
         validation_images=n_val,
         log_dir=log_dir,
     )
+
+
+def _augmented_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> Any:
+    """The training batches of an augmented config (shifts, or training.augment's pipeline)."""
+    if config.augment == "robust":
+        from training.augment import robust_dataset
+
+        return robust_dataset(x, y, config.batch_size, config.seed)
+    return _shifted_dataset(x, y, config)
 
 
 def _shifted_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> Any:
