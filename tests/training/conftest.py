@@ -30,6 +30,7 @@ TEST_OVERRIDES: dict[str, dict[str, Any]] = {
     "mlp16": {"batch_size": 32, "learning_rate": 0.01},
     "mlp100": {"batch_size": 32, "learning_rate": 0.1},
     "cnn": {"batch_size": 32},
+    "robust": {"batch_size": 32, "learning_rate": 1e-3},
     "one_vs_rest": {"batch_size": 32},
 }
 

@@ -11,6 +11,8 @@ from training.plots import (
     plot_conv_filters,
     plot_first_layer_weights,
     plot_learning_curves,
+    signal_pixels,
+    symmetric_limit,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -49,3 +51,26 @@ def test_confusion_plot(tmp_path, labels):
     true = rng.integers(0, len(labels), 500)
     predicted = np.where(rng.random(500) < 0.9, true, rng.integers(0, len(labels), 500))
     assert _is_png(plot_confusion_matrix(true, predicted, labels, tmp_path / "cm.png", "m"))
+
+
+def test_signal_pixels_and_masked_limits():
+    images = np.zeros((1000, 28, 28), np.uint8)
+    images[:, 10:18, 10:18] = 200
+    images[0, 0, 0] = 255  # lit once: 0.1% of the images
+    mask = signal_pixels(images)
+    assert mask.sum() == 64 and not mask[0, 0] and mask[12, 12]
+    assert signal_pixels(images, 0.001)[0, 0]
+    tile = np.where(mask, 0.5, np.nan)
+    tile[0, 1] = np.nan
+    tile[12, 12] = -3.0
+    assert symmetric_limit(tile) == 3.0
+    assert symmetric_limit(tile, 50.0) == 0.5
+    assert symmetric_limit(np.zeros((2, 2))) == 1.0
+
+
+def test_first_layer_tiles_with_signal_mask(tmp_path):
+    kernel = np.random.default_rng(0).normal(size=(784, 4)).astype(np.float32)
+    signal = np.zeros((28, 28), bool)
+    signal[4:24, 4:24] = True
+    path = plot_first_layer_weights(kernel, tmp_path / "w.png", "m", signal=signal)
+    assert _is_png(path)
