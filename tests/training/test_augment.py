@@ -15,6 +15,7 @@ tf = pytest.importorskip("tensorflow")
 from training import augment  # noqa: E402  (needs TensorFlow)
 
 OPS = [augment.affine_elastic, augment.stroke_width, augment.blur, augment.noise_and_contrast]
+ALL = augment.AugmentParams(low_resolution=1.0)
 
 
 @pytest.fixture(scope="module")
@@ -26,14 +27,16 @@ def _seed(a: int, b: int) -> tf.Tensor:
     return tf.constant([a, b], tf.int32)
 
 
-@pytest.mark.parametrize("op", [*OPS, augment.augment_batch], ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "op", [*OPS, augment.low_resolution, augment.augment_batch], ids=lambda f: f.__name__
+)
 def test_op_shape_range_determinism_and_effect(op, batch):
-    out = op(tf.constant(batch), _seed(1, 2)).numpy()
+    out = op(tf.constant(batch), _seed(1, 2), ALL).numpy()
     assert out.shape == batch.shape and out.dtype == np.float32
     assert np.isfinite(out).all() and out.min() >= -1e-6 and out.max() <= 1 + 1e-6
-    again = op(tf.constant(batch), _seed(1, 2)).numpy()
+    again = op(tf.constant(batch), _seed(1, 2), ALL).numpy()
     np.testing.assert_array_equal(out, again)
-    other = op(tf.constant(batch), _seed(1, 3)).numpy()
+    other = op(tf.constant(batch), _seed(1, 3), ALL).numpy()
     assert np.abs(out - other).mean() > 1e-3, "another seed must give other transforms"
     changed = np.abs(out - batch).reshape(len(batch), -1).mean(axis=1)
     # Every op changes most images (augment_batch leaves ~15% as raw MNIST on purpose).
