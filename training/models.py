@@ -233,6 +233,11 @@ def build_cnn(config: TrainConfig) -> keras.Model:
     return _compile(keras.Model(inputs, outputs, name="cnn"), config, "softmax")
 
 
+# Batch-norm statistics follow the last ~10 batches rather than Keras's ~100: the same at the
+# end of a full run, and usable after the few hundred steps of a smoke test.
+BN_MOMENTUM = 0.9
+
+
 def build_robust(config: TrainConfig) -> keras.Model:
     """Five 3x3 conv layers with batch norm (32-32 / pool / 64-64 / pool / 128), dense 128."""
     import keras
@@ -241,7 +246,7 @@ def build_robust(config: TrainConfig) -> keras.Model:
     def conv(x: Any, filters: int, padding: str, name: str) -> Any:
         # No bias: batch norm's shift replaces it (and onnxruntime folds BN into the conv).
         x = layers.Conv2D(filters, 3, padding=padding, use_bias=False, name=name)(x)
-        x = layers.BatchNormalization(name=f"{name}_bn")(x)
+        x = layers.BatchNormalization(momentum=BN_MOMENTUM, name=f"{name}_bn")(x)
         return layers.ReLU(name=f"{name}_relu")(x)
 
     inputs = _input()
@@ -256,7 +261,7 @@ def build_robust(config: TrainConfig) -> keras.Model:
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dropout(0.3, name="dropout1")(x)
     x = layers.Dense(128, use_bias=False, name="dense")(x)
-    x = layers.BatchNormalization(name="dense_bn")(x)
+    x = layers.BatchNormalization(momentum=BN_MOMENTUM, name="dense_bn")(x)
     x = layers.ReLU(name="dense_relu")(x)
     x = layers.Dropout(0.3, name="dropout2")(x)
     outputs = layers.Dense(10, activation="softmax", name=OUTPUT_NAME)(x)
