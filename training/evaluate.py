@@ -92,6 +92,7 @@ async def _evaluate(
         model_repository=repository,
         grpc_host="127.0.0.1",
         grpc_port=0,
+        http_port=-1,  # only the typed gRPC API is measured here
         metrics_port=-1,
         repository_poll_seconds=0,
         grace_seconds=1,
