@@ -10,6 +10,8 @@ Parts (see docs/models.md for where each comes from):
     30x48 PNG (the scan's geometry, see :func:`_mfeat_ink`), dark ink on white.
 ``mfeat-photo`` (real writing, synthetic rendering)
     Every second ``mfeat`` digit, enlarged and rendered as a photo of ink on paper.
+``mfeat-8x8`` (real writing, synthetic rendering)
+    The other half of ``mfeat``, averaged down to 8x8 pixels with 17 grey levels.
 ``strokes`` (synthetic)
     Scripted pen strokes (training.strokes) on a 280x280 canvas, like a drawing on the web page.
 ``strokes-photo`` (synthetic)
@@ -58,7 +60,7 @@ MFEAT_CONTENT_SHA256 = "4b856282e92160af1176ee14eab0669f1090932d92774887bb9e8633
 MFEAT_SHAPE = (16, 15)  # rows, columns
 MFEAT_LEVELS = 6
 
-PARTS = ("mfeat", "mfeat-photo", "strokes", "strokes-photo")
+PARTS = ("mfeat", "mfeat-photo", "mfeat-8x8", "strokes", "strokes-photo")
 REAL_PARTS = ("mfeat",)
 DEFAULT_SEED = 2026
 STROKES_PER_DIGIT = 100
@@ -209,6 +211,18 @@ def _mfeat_scan(pixels: np.ndarray) -> np.ndarray:
     return np.round(255 * (1 - _mfeat_ink(pixels))).astype(np.uint8)
 
 
+def _tiny_scan(ink: np.ndarray, side: int = 8) -> np.ndarray:
+    """Ink squared up (centred, aspect kept) and averaged down to ``side`` x ``side`` pixels,
+    17 grey levels, dark on white: a very low-resolution scan."""
+    h, w = ink.shape
+    box = max(h, w)
+    square = np.zeros((box, box), np.float32)
+    square[(box - h) // 2 : (box - h) // 2 + h, (box - w) // 2 : (box - w) // 2 + w] = ink
+    small = Image.fromarray((square * 255).astype(np.uint8)).resize((side, side), Image.BOX)
+    levels = np.round(np.asarray(small, np.float32) / 255.0 * 16) / 16
+    return np.round(255 * (1 - levels)).astype(np.uint8)
+
+
 def _on_page(ink: np.ndarray, rng: np.random.Generator, side: int) -> np.ndarray:
     """Enlarge ink to a random height and place it off-centre on a ``side``-pixel page."""
     h, w = ink.shape
@@ -255,6 +269,9 @@ def build_eval_set(
         if "mfeat" in parts:
             for image, digit in zip(pixels, digits, strict=True):
                 add(_mfeat_scan(image), digit, "mfeat")
+        if "mfeat-8x8" in parts:
+            for image, digit in zip(pixels[1::2], digits[1::2], strict=True):
+                add(_tiny_scan(_mfeat_ink(image)), digit, "mfeat-8x8")
         if "mfeat-photo" in parts:
             rng = np.random.default_rng([seed, 1])
             for image, digit in zip(pixels[::2], digits[::2], strict=True):

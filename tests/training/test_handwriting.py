@@ -45,11 +45,15 @@ def test_eval_set_is_deterministic_pngs():
     again = hw.build_eval_set(strokes_per_digit=2, mfeat_stride=50)
     assert first.images == again.images
     counts = {p: int(np.sum(first.parts == p)) for p in hw.PARTS}
-    assert counts == {"mfeat": 40, "mfeat-photo": 20, "strokes": 20, "strokes-photo": 20}
+    assert counts == {
+        "mfeat": 40, "mfeat-photo": 20, "mfeat-8x8": 20, "strokes": 20, "strokes-photo": 20,
+    }  # fmt: skip
     other = hw.build_eval_set(seed=1, parts=["strokes"], strokes_per_digit=2)
     assert other.images != first.select(["strokes"]).images
     assert first.labels[first.parts == "mfeat"].tolist() == [d for d in range(10) for _ in "ab" * 2]
-    for index in (0, 40, 60, 80):
+    for index in (0, 40, 60, 80, 100):
         image = Image.open(io.BytesIO(first.images[index]))
         assert image.format == "PNG"
+    tiny = Image.open(io.BytesIO(first.select(["mfeat-8x8"]).images[0]))
+    assert tiny.size == (8, 8) and len(np.unique(np.asarray(tiny))) > 3
     assert first.labels[first.parts == "strokes"].tolist() == list(range(10)) * 2
