@@ -87,7 +87,7 @@ class Settings:
         metadata=_opt("Prometheus metrics HTTP port (0 = free port, -1 = off)", -1, 65535),
     )
     default_model: str = field(
-        default="cnn", metadata=_opt("model used by the typed API when a request names none")
+        default="robust", metadata=_opt("model used by the typed API when a request names none")
     )
     provider: str = field(
         default="auto",

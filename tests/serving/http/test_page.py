@@ -44,6 +44,8 @@ from tests.helpers.browser import (  # noqa: E402
     start_chromium,
 )
 
+# The server's default model: what the page shows first.
+DEFAULT = "robust"
 REPOSITORY = Path(__file__).resolve().parents[3] / "model_repository"
 # The drawing the README's screenshot (docs/page.png) shows.
 README_DIGIT = "7"
@@ -226,7 +228,7 @@ def test_initial_page_has_models_and_an_empty_answer(page: WebDriver, origin: st
 @pytest.mark.parametrize("digit", sorted(DIGITS))
 def test_a_drawn_digit_is_read_right(page: WebDriver, digit: str, tmp_path: Path):
     draw_digit(page, digit)
-    assert answer_for(page, "cnn") == digit
+    assert answer_for(page, DEFAULT) == digit
     shown = bars(page)
     assert [label for label, _ in shown] == [str(i) for i in range(10)]
     winner = max(shown, key=lambda bar: bar[1])
@@ -245,14 +247,14 @@ def test_a_drawn_digit_is_read_right(page: WebDriver, digit: str, tmp_path: Path
 @pytest.mark.parametrize("pointer", ["pen", "touch"])
 def test_pen_and_touch_draw_too(page: WebDriver, pointer: str):
     draw_digit(page, "7", pointer)
-    assert answer_for(page, "cnn") == "7"
+    assert answer_for(page, DEFAULT) == "7"
     assert find(page, "pad").get_attribute("data-pointer") == pointer
     assert console_errors(page) == []
 
 
 def test_switching_models_reclassifies_the_drawing(page: WebDriver):
     draw_digit(page, "7")
-    assert answer_for(page, "cnn") == "7"
+    assert answer_for(page, DEFAULT) == "7"
     picker = Select(find(page, "model"))
     picker.select_by_value("one_vs_rest")
     # The binary model's own two labels, as the server gives them.
@@ -276,8 +278,8 @@ def test_uploaded_photo_shows_the_28x28_the_server_classified(
     path = tmp_path / "four.png"
     path.write_bytes(photo)
     find(page, "upload").send_keys(str(path))
-    shown = answer_for(page, "cnn")
-    direct = post_classify(origin, photo, "cnn")
+    shown = answer_for(page, DEFAULT)
+    direct = post_classify(origin, photo, DEFAULT)
     assert shown == direct["predictions"][0]["label"] == "4"
     uploaded = find(page, "uploaded")
     assert uploaded.is_displayed()
@@ -301,14 +303,14 @@ def test_a_dropped_file_is_classified(page: WebDriver):
         "zone.dispatchEvent(new DragEvent('drop', {dataTransfer: data, bubbles: true}));",
         list(photo_of_a_four()),
     )
-    assert answer_for(page, "cnn") == "4"
+    assert answer_for(page, DEFAULT) == "4"
     assert find(page, "uploaded").is_displayed()
     assert console_errors(page) == []
 
 
 def test_clear_empties_the_pad_and_the_answer(page: WebDriver):
     draw_digit(page, "0")
-    assert answer_for(page, "cnn") == "0"
+    assert answer_for(page, DEFAULT) == "0"
     find(page, "clear").click()
     assert find(page, "prediction").text == ""
     assert pad_is_blank(page)
@@ -337,7 +339,7 @@ def test_server_errors_show_in_the_status_line(page: WebDriver, tmp_path: Path):
 
 def test_keyboard_only_use(page: WebDriver):
     draw_digit(page, "1")
-    assert answer_for(page, "cnn") == "1"
+    assert answer_for(page, DEFAULT) == "1"
     # Every control is a real, labelled form control or button.
     for name in ("model", "upload"):
         control = find(page, name)
@@ -395,6 +397,6 @@ def test_phone_sized_viewport(page: WebDriver, tmp_path: Path):
     assert pad["x"] >= 0 and pad["x"] + pad["width"] <= inner and pad["width"] >= 250
     # Drawing still maps to the right canvas pixels at this CSS size.
     draw_digit(page, "7")
-    assert answer_for(page, "cnn") == "7"
+    assert answer_for(page, DEFAULT) == "7"
     save_screenshot(page, tmp_path, "page-phone.png")
     assert console_errors(page) == []

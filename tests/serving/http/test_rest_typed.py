@@ -58,7 +58,7 @@ def test_png_body_is_classified_with_every_probability(shipped):
     )
     assert status == 200, body
     answer = json.loads(body)
-    assert answer["model"] == "cnn" and answer["labels"] == [str(d) for d in range(10)]
+    assert answer["model"] == "robust" and answer["labels"] == [str(d) for d in range(10)]
     (prediction,) = answer["predictions"]
     assert prediction["label"] == "7"
     assert len(prediction["probabilities"]) == 10
@@ -114,7 +114,7 @@ def test_debug_on_a_photo_shows_the_mnist_style_28x28(shipped):
 def test_one_vs_rest_lists_its_two_labels(shipped):
     status, _, reply = http("GET", f"{shipped.http_url}/v1/models")
     listing = json.loads(reply)
-    assert status == 200 and listing["default_model"] == "cnn"
+    assert status == 200 and listing["default_model"] == "robust"
     by_name = {m["name"]: m for m in listing["models"]}
     assert {"cnn", "mlp100", "one_vs_rest"} <= set(by_name)
     assert len(by_name["one_vs_rest"]["labels"]) == 2
