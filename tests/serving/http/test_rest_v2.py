@@ -276,3 +276,23 @@ def test_config_and_statistics_with_tritonclient_http(server):
     assert cnn["inference_stats"]["compute_infer"]["ns"] > 0
     everything = client.get_inference_statistics()["model_stats"]
     assert {s["name"] for s in everything} == {"cnn", "one_vs_rest"}
+
+
+def test_stop_lets_in_flight_http_requests_finish(make_server):
+    import threading
+
+    # A long batch delay keeps the request in the server while it is told to stop.
+    server = make_server(max_queue_delay_us=800_000)
+    body = json.dumps(
+        {"inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 784], "data": [0.0] * 784}]}
+    ).encode()
+    url = f"{server.http_url}/v2/models/cnn/infer"
+    answers: list[int] = []
+    flight = threading.Thread(target=lambda: answers.append(http("POST", url, body)[0]))
+    flight.start()
+    import time
+
+    time.sleep(0.3)
+    server.call(server.app.stop(5))
+    flight.join(10)
+    assert answers == [200]
