@@ -14,9 +14,13 @@ import ssl
 
 import uvicorn
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 
 from serving.auth import TokenCheck
 from serving.dataplane import DataPlane
+from serving.http.errors import error_response
 from serving.http.handlers import Handlers, HttpLimits
 from serving.http.routes import Endpoints, build_routes
 from serving.metrics import Metrics
@@ -36,7 +40,20 @@ def create_app(
 ) -> Starlette:
     """The ASGI app: every route over one data plane (``worker_pid``: see Handlers)."""
     handlers = Handlers(metrics, auth, limits, worker_pid)
-    return Starlette(routes=build_routes(Endpoints(dataplane, handlers), handlers))
+    return Starlette(
+        routes=build_routes(Endpoints(dataplane, handlers), handlers),
+        # Unknown paths and wrong methods answer in the API's error shape too.
+        exception_handlers={HTTPException: _http_error},
+    )
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    message = f"{request.method} {request.url.path}: {exc.detail}"
+    response = error_response(exc.status_code, message, request.headers.get("x-request-id", ""))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
 
 
 class HttpTransport:

@@ -296,3 +296,12 @@ def test_stop_lets_in_flight_http_requests_finish(make_server):
     server.call(server.app.stop(5))
     flight.join(10)
     assert answers == [200]
+
+
+def test_unknown_paths_and_methods_answer_json_errors(server):
+    status, _, body = http("GET", f"{server.http_url}/v2/nothing/here")
+    assert status == 404 and "/v2/nothing/here" in error_of(body)
+    status, headers, body = http("GET", f"{server.http_url}/v2/models/cnn/infer")
+    assert status == 405 and "Method Not Allowed" in error_of(body)
+    assert "POST" in headers["allow"]
+    assert http("GET", f"{server.http_url}/static/missing.js")[0] == 404
