@@ -11,6 +11,7 @@ from typing import Any
 
 import orjson
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -154,13 +155,16 @@ class Endpoints:
             # The body limit applies while the form streams in; file parts spool to disk
             # past 1 MB inside python-multipart, so memory stays bounded too.
             limit = self._handlers.limits.max_body_bytes
-            async with self._handlers.limited(request).form(
-                max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FILES, max_part_size=limit
-            ) as form:
-                uploads = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
-                if not uploads:
-                    raise InvalidInput("multipart body has no 'image' file field")
-                return [await f.read() for f in uploads]
+            try:
+                async with self._handlers.limited(request).form(
+                    max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FILES, max_part_size=limit
+                ) as form:
+                    uploads = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
+                    if not uploads:
+                        raise InvalidInput("multipart body has no 'image' file field")
+                    return [await f.read() for f in uploads]
+            except HTTPException as exc:  # Starlette's word for a malformed multipart body
+                raise InvalidInput(f"multipart body: {exc.detail}") from None
         raise InvalidInput(
             f"unsupported Content-Type {kind or '(none)'!r}: send image/png, image/jpeg, "
             "multipart/form-data with 'image' fields, or application/json pixels"
