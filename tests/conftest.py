@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.certs import Pki, make_pki
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_sigmoid, linear_softmax, publish
 
@@ -39,3 +40,9 @@ def make_server(repo: Path) -> Iterator[Callable[..., ServerThread]]:
 def server(make_server: Callable[..., ServerThread]) -> ServerThread:
     """A default live server on the tiny repository."""
     return make_server()
+
+
+@pytest.fixture
+def pki(tmp_path: Path) -> Pki:
+    """A throwaway CA with a server (localhost) and a client certificate."""
+    return make_pki(tmp_path)

@@ -6,13 +6,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
-from tests.helpers.certs import make_pki
 from tests.helpers.requests import random_images, v2_request
-
-
-@pytest.fixture
-def pki(tmp_path):
-    return make_pki(tmp_path)
 
 
 def infer_code(channel: grpc.Channel, metadata=None) -> grpc.StatusCode:
