@@ -5,6 +5,9 @@ random, a stateless seed (int32 ``[2]``), so a pipeline seeded once is repeatabl
 on whole batches (one gather per resampling) because a per-image ``map`` costs more than the
 training step of a small CNN.
 
+:func:`european_one` is the one op that looks at labels: it draws a flag (and sometimes a foot)
+onto some of the 1s, a way of writing a 1 that MNIST's bare bars hardly show.
+
 :func:`prepare` re-implements ``serving.preprocess.to_mnist`` (contrast stretch, crop to ink,
 scale into a 20x20 box, centre by mass) so that training sees what the server produces from a
 drawing or a photo. Differences: bilinear instead of Lanczos resampling, and no polarity flip
@@ -25,6 +28,7 @@ __all__ = [
     "affine_elastic",
     "augment_batch",
     "blur",
+    "european_one",
     "low_resolution",
     "noise_and_contrast",
     "prepare",
@@ -62,6 +66,13 @@ class AugmentParams:
     low_resolution: float = 0.3
     low_resolution_side: tuple[int, int] = (7, 16)
     clean_fraction: float = 0.15  # images left exactly as MNIST has them
+    # MNIST's 1s are nearly all a bare bar; many writers (most of Europe) start a 1 with a long
+    # flag down to the left, sometimes with a foot. A fraction of the 1s get one drawn on.
+    one_flag: float = 0.3
+    flag_length: tuple[float, float] = (0.25, 0.55)  # of the digit's ink height
+    flag_angle_degrees: tuple[float, float] = (15.0, 60.0)  # below the horizontal
+    one_foot: float = 0.3  # of the flagged 1s
+    foot_half_length: tuple[float, float] = (0.12, 0.25)  # of the ink height
 
 
 DEFAULT_PARAMS = AugmentParams()
@@ -218,6 +229,72 @@ def low_resolution(images: Any, seed: Any, params: AugmentParams = DEFAULT_PARAM
     return tf.where(chosen, tf.clip_by_value(back, 0.0, 1.0), images)
 
 
+def _segment(row0: Any, col0: Any, row1: Any, col1: Any, width: Any) -> Any:
+    """Anti-aliased straight strokes [B,28,28] from (row0, col0) to (row1, col1), each [B,1,1],
+    ``width`` pixels wide with round ends (ink 1 within width/2 of the segment, a 1-px ramp)."""
+    tf = _tf()
+    rows, cols = _grid()
+    d_row, d_col = row1 - row0, col1 - col0
+    length2 = tf.maximum(d_row * d_row + d_col * d_col, 1e-6)
+    along = tf.clip_by_value(((rows - row0) * d_row + (cols - col0) * d_col) / length2, 0.0, 1.0)
+    dist = tf.sqrt((rows - row0 - along * d_row) ** 2 + (cols - col0 - along * d_col) ** 2)
+    return tf.clip_by_value(width / 2 + 0.5 - dist, 0.0, 1.0)
+
+
+def european_one(
+    images: Any, labels: Any, seed: Any, params: AugmentParams = DEFAULT_PARAMS
+) -> Any:
+    """Draw a flag (and sometimes a foot serif) onto a random ``one_flag`` share of the 1s.
+
+    The flag starts at the top of the ink and runs down to the left at a random angle and
+    length; its width is the digit's own mean stroke width (ink per inked row). A foot is a
+    horizontal bar centred under the bottom of the ink. Other labels are returned unchanged.
+    """
+    tf = _tf()
+    images = tf.convert_to_tensor(images, tf.float32)
+    batch = tf.shape(images)[0]
+    ink = images > 0.5
+    rows_on = tf.reduce_any(ink, axis=2)
+    top = tf.cast(_first_true(rows_on), tf.float32)[:, None, None]
+    bottom = tf.cast(SIZE - 1 - _first_true(tf.reverse(rows_on, [1])), tf.float32)[:, None, None]
+    height = tf.maximum(bottom - top + 1, 1.0)
+    inked_rows = tf.maximum(tf.reduce_sum(tf.cast(rows_on, tf.float32), axis=1), 1.0)
+    width = tf.clip_by_value(tf.reduce_sum(images, axis=[1, 2]) / inked_rows, 1.0, 5.0)[
+        :, None, None
+    ]
+    rows, _ = _grid()
+    cols = tf.range(SIZE, dtype=tf.float32)
+
+    def centre_column(row: Any) -> Any:
+        # Ink-weighted column of the two rows starting at `row` (where the stroke ends).
+        band = tf.cast((rows >= row) & (rows < row + 2), tf.float32) * images
+        return tf.reduce_sum(band * cols, axis=[1, 2], keepdims=True) / tf.maximum(
+            tf.reduce_sum(band, axis=[1, 2], keepdims=True), 1e-6
+        )
+
+    top_col = centre_column(top)
+    angle = tf.constant(math.pi / 180.0) * _uniform(seed, batch, *params.flag_angle_degrees, 17)
+    length = height * _uniform(seed, batch, *params.flag_length, 18)
+    # Start half a stroke inside the ink so the flag joins the bar without a gap.
+    start_row = top + width / 2
+    flag = _segment(
+        start_row,
+        top_col,
+        start_row + length * tf.sin(angle),
+        top_col - length * tf.cos(angle),
+        width,
+    )
+    bottom_row = bottom - width / 2
+    bottom_col = centre_column(bottom - 1)
+    half = height * _uniform(seed, batch, *params.foot_half_length, 19)
+    foot = _segment(bottom_row, bottom_col - half, bottom_row, bottom_col + half, width)
+    with_foot = _uniform(seed, batch, 0.0, 1.0, 20) < params.one_foot
+    drawn = tf.maximum(images, tf.maximum(flag, tf.where(with_foot, foot, 0.0)))
+    is_one = tf.reshape(tf.equal(tf.cast(labels, tf.int32), 1), [-1, 1, 1])
+    chosen = is_one & (_uniform(seed, batch, 0.0, 1.0, 21) < params.one_flag)
+    return tf.where(chosen, drawn, images)
+
+
 def _first_true(mask: Any) -> Any:
     tf = _tf()
     return tf.argmax(tf.cast(mask, tf.int32), axis=1, output_type=tf.int32)
@@ -320,7 +397,11 @@ def robust_dataset(
 
     def transform(batch: tuple[Any, Any], pair: Any) -> tuple[Any, Any]:
         pixels, labels = batch
-        return augment_batch(pixels, tf.cast(pair % (2**31 - 1), tf.int32), params), labels
+        batch_seed = tf.cast(pair % (2**31 - 1), tf.int32)
+        # The flag goes on before the geometry so it is slanted, warped and prepared with the
+        # digit it belongs to.
+        pixels = european_one(pixels, labels, batch_seed + tf.constant([0, 5], tf.int32), params)
+        return augment_batch(pixels, batch_seed, params), labels
 
     return (
         tf.data.Dataset.zip((images, seeds))

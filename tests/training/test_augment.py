@@ -81,3 +81,40 @@ def test_robust_dataset_is_seeded(small_mnist):
     ds = augment.robust_dataset(x, y, 64, 7)
     epoch1, epoch2 = (np.sort(next(iter(ds))[0].numpy().sum(axis=(1, 2))) for _ in range(2))
     assert np.abs(epoch1 - epoch2).max() > 0.5
+
+
+def test_european_one_flags_only_ones_and_is_seeded(small_mnist):
+    # 16 ones and 16 other digits, in an interleaved order.
+    y_all = small_mnist.y_train
+    ones, others = np.flatnonzero(y_all == 1)[:16], np.flatnonzero(y_all != 1)[:16]
+    order = np.stack([ones, others], axis=1).ravel()
+    x, y = to_float(small_mnist.x_train[order]), y_all[order].astype(np.int64)
+    params = augment.AugmentParams(one_flag=1.0, one_foot=0.0)
+
+    def flag(seed: tf.Tensor, p: augment.AugmentParams = params) -> np.ndarray:
+        return augment.european_one(tf.constant(x), tf.constant(y), seed, p).numpy()
+
+    out = flag(_seed(1, 2))
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    np.testing.assert_array_equal(out[y != 1], x[y != 1])
+    np.testing.assert_array_equal(out, flag(_seed(1, 2)))
+    assert np.abs(out - flag(_seed(1, 3))).mean() > 1e-4, "another seed draws other flags"
+    # Ink is only ever added, and every 1 gets a stroke of a few pixels' worth of ink ...
+    added = (out - x)[y == 1]
+    assert added.min() >= 0.0
+    assert (added.sum(axis=(1, 2)) > 2.0).all(), added.sum(axis=(1, 2))
+    # ... that starts at the bar's top and runs down to its left (a flag, not a 7's bar).
+    cols, rows = np.arange(28), np.arange(28)[None, :, None]
+    flag_col = (added * cols).sum(axis=(1, 2)) / added.sum(axis=(1, 2))
+    flag_row = (added * rows).sum(axis=(1, 2)) / added.sum(axis=(1, 2))
+    for image, col, row in zip(x[y == 1], flag_col, flag_row, strict=True):
+        top = np.flatnonzero((image > 0.5).any(axis=1))[0]
+        top_col = (image[top] * cols).sum() / image[top].sum()
+        assert col < top_col and top < row < top + 12, (col, top_col, row, top)
+    # one_flag=0 leaves the whole batch alone.
+    none = flag(_seed(1, 2), augment.AugmentParams(one_flag=0.0))
+    np.testing.assert_array_equal(none, x)
+    # A foot adds ink below the digit's lowest third.
+    feet = flag(_seed(1, 2), augment.AugmentParams(one_flag=1.0, one_foot=1.0))
+    assert (feet - out)[y == 1][:, 19:].sum() > 0.5 * len(ones)
