@@ -53,6 +53,15 @@ def shipped_models() -> list[str]:
     )
 
 
+def served_models() -> list[str]:
+    """``<name>/<version>`` that a server loads from that repository: each model's highest."""
+    latest: dict[str, int] = {}
+    for entry in shipped_models():
+        name, version = entry.split("/")
+        latest[name] = max(latest.get(name, 0), int(version))
+    return sorted(f"{name}/{version}" for name, version in latest.items())
+
+
 def clean_env() -> dict[str, str]:
     """The environment without anything that would import the checkout instead."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "DIGITS_"))}
@@ -168,7 +177,7 @@ def test_installed_server_serves_the_packaged_models_outside_the_checkout(venv, 
             assert r.status == 200 and json.load(r)["openapi"]
         assert proc.stop(30) == 0
     server_log = log_path.read_text()
-    assert sorted(f"{m.name}/{m.version}" for m in listed) == shipped_models()
+    assert sorted(f"{m.name}/{m.version}" for m in listed) == served_models()
     assert reply.model == "cnn" and [p.label for p in reply.predictions] == ["1"]
     # Loaded from the installed package, not from the checkout.
     packaged = venv.parent / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
