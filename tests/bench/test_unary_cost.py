@@ -9,5 +9,5 @@ def test_every_step_is_measured(monkeypatch):
     monkeypatch.setattr(unary_cost, "ROUNDS", 1)
     monkeypatch.setattr(unary_cost, "CALLS", 3)
     steps = dict(asyncio.run(unary_cost.measure("mlp100")))
+    # Only that every step ran: speed is the benchmark's to report, never a unit test's.
     assert len(steps) == 8 and all(v > 0 for v in steps.values())
-    assert steps["core.infer end to end (idle path)"] >= steps["bare session.run (onnxruntime)"]
