@@ -282,7 +282,7 @@ def test_stop_lets_in_flight_http_requests_finish(make_server):
     import threading
 
     # A long batch delay keeps the request in the server while it is told to stop.
-    server = make_server(max_queue_delay_us=800_000)
+    server = make_server(max_queue_delay_us=2_000_000)
     body = json.dumps(
         {"inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 784], "data": [0.0] * 784}]}
     ).encode()
@@ -292,7 +292,11 @@ def test_stop_lets_in_flight_http_requests_finish(make_server):
     flight.start()
     import time
 
-    time.sleep(0.3)
+    batcher = server.app.dataplane.resolve("cnn").batcher
+    deadline = time.monotonic() + 10
+    while batcher.queued_images == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the request is inside the server
+    assert batcher.queued_images == 1
     server.call(server.app.stop(5))
     flight.join(10)
     assert answers == [200]
