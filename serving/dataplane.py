@@ -224,17 +224,20 @@ class DataPlane:
             )
         item = spec.shape[1:]
         flat = math.prod(item)
-        limit = self._limits.max_images_per_request
-        dims = ",".join(map(str, spec.shape))
-        expected = f"{spec.datatype}[{dims}] (or [-1,{flat}]), -1 = batch of 1..{limit}"
-        want = V2_TO_NUMPY[spec.datatype]
-        if tensor.dtype != want:
+
+        def expected() -> str:  # built only for an error: this runs on every request
+            dims = ",".join(map(str, spec.shape))
+            limit = self._limits.max_images_per_request
+            return f"{spec.datatype}[{dims}] (or [-1,{flat}]), -1 = batch of 1..{limit}"
+
+        if tensor.dtype != V2_TO_NUMPY[spec.datatype]:
             got = NUMPY_TO_V2.get(tensor.dtype, tensor.dtype.name)
-            raise InvalidInput(f"input {spec.name!r}: expected {expected}, got datatype {got}")
+            raise InvalidInput(f"input {spec.name!r}: expected {expected()}, got datatype {got}")
         shape = tensor.shape
-        if not (shape[1:] == item or (len(shape) == 2 and shape[1] == flat)) or not shape:
+        if not shape or not (shape[1:] == item or (len(shape) == 2 and shape[1] == flat)):
             raise InvalidInput(
-                f"input {spec.name!r}: expected shape {expected}, got {spec.datatype}{list(shape)}"
+                f"input {spec.name!r}: expected shape {expected()}, "
+                f"got {spec.datatype}{list(shape)}"
             )
         self._check_count(shape[0], f"input {spec.name!r}")
         if tensor.dtype.kind == "f" and not np.isfinite(tensor).all():

@@ -15,7 +15,7 @@ import numpy as np
 import orjson
 
 from serving.errors import InvalidInput
-from serving.tensors import from_json_data, from_raw, to_raw
+from serving.tensors import NUMPY_TO_V2, from_json_data, from_raw, to_raw
 from serving.types import InferResult, ModelMetadata, TensorSpec
 
 HEADER_LENGTH = "inference-header-content-length"
@@ -125,7 +125,7 @@ def infer_response_body(
         output["datatype"], raw = to_raw(result.outputs)
         output["parameters"] = {"binary_data_size": len(raw)}
     else:
-        output["datatype"] = to_raw(result.outputs[:0])[0]
+        output["datatype"] = NUMPY_TO_V2[result.outputs.dtype]
         output["data"] = result.outputs.reshape(-1)
     header = orjson.dumps(
         {
