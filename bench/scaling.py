@@ -2,9 +2,11 @@
 
     python -m bench.scaling [--requests 20000] [--out bench/results/scaling]
 
-For cnn and mlp100: batch-1 V2 ``ModelInfer`` at 64 in flight (h2load: 4 connections x 16
+For cnn and mlp100: batch-1 V2 ``ModelInfer`` at 64 in flight (h2load: 16 connections x 4
 streams, pre-serialised request, every answer counted from the response bytes) against
 
+- the transport floor (bench/floor_server.py: the gRPC library answering one fixed message,
+  no model and no code of ours) on grpc.aio + asyncio, grpc.aio + uvloop and sync grpc,
 - the naive server (sync grpc, one ``session.run`` per request),
 - the null model served by one worker (the transport ceiling: no model arithmetic),
 - ours with ``--workers 1``, ``2`` and ``auto``,
@@ -31,14 +33,19 @@ import numpy as np
 from bench import h2load
 from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, training_processes
 from bench.models import NULL_MODEL, build_repository
-from bench.servers import start_digits_server, start_naive_server
+from bench.servers import start_digits_server, start_floor_server, start_naive_server
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 from serving.runtime.providers import cpu_budget
 
 MODELS = ("cnn", "mlp100")
-CONNECTIONS, STREAMS = 4, 16
+NULL_SERVER = "null model, 1 worker"
+# 64 in flight over 16 connections: worker processes share the port through SO_REUSEPORT,
+# which spreads *connections*; with 4 connections two workers often got 3 and 1 (measured:
+# one worker 3.7 CPU-s, the other 9.4), so the run measured one worker, not two.
+CONNECTIONS, STREAMS = 16, 4
+FLOOR_ENGINES = ("aio", "uvloop", "sync")
 LATENCY_CALLS = 1500
 
 
@@ -150,8 +157,11 @@ def run_all(requests: int) -> list[Row]:
             ("ours", 2, None),
             ("ours", auto, "auto"),
         ]
+        for engine in FLOOR_ENGINES:
+            with start_floor_server(engine) as floor:
+                rows.append(measure(floor, f"floor {engine}", NULL_MODEL, 1, requests))
         with start_digits_server(repo, ("--workers", "1")) as null:
-            rows.append(measure(null, "null model, 1 worker", NULL_MODEL, 1, requests))
+            rows.append(measure(null, NULL_SERVER, NULL_MODEL, 1, requests))
         for model in MODELS:
             with start_naive_server(repo) as naive:
                 rows.append(measure(naive, "naive", model, 1, requests))
@@ -179,7 +189,7 @@ def report(rows: list[Row]) -> str:
     for model in MODELS:
         by = {r.server: r for r in rows if r.model == model}
         naive, one = by.get("naive"), by.get("ours --workers 1")
-        null = next((r for r in rows if r.model == NULL_MODEL), None)
+        null = next((r for r in rows if r.server == NULL_SERVER), None)
         best = max(
             (r for r in by.values() if r.server.startswith("ours")),
             key=lambda r: r.workers,
@@ -195,6 +205,25 @@ def report(rows: list[Row]) -> str:
             f"cpu/img ours(1) / null = "
             f"{one.server_cpu_s_per_1k / null.server_cpu_s_per_1k:.2f} (<= 1.5)"
         )
+    floors = {r.server.removeprefix("floor "): r for r in rows if r.server.startswith("floor ")}
+    if floors:
+        lines.append(
+            "transport floor (no model, no code of ours): "
+            + "; ".join(
+                f"{engine} {r.requests_per_s:.0f}/s, {r.server_cpu_s_per_1k * 1000:.0f} us CPU "
+                f"per call, c=1 p50 {r.p50_c1_ms:.3f} ms"
+                for engine, r in floors.items()
+            )
+        )
+    floor = floors.get("uvloop")
+    for model in MODELS if floor else ():
+        one = next((r for r in rows if r.model == model and r.server == "ours --workers 1"), None)
+        if one:
+            extra = (one.server_cpu_s_per_1k - floor.server_cpu_s_per_1k) * 1000
+            lines.append(
+                f"{model}: ours(--workers 1) spends {extra:.0f} us of CPU per call above the "
+                f"uvloop floor (model, checks, batching, metrics, conversions)"
+            )
     return "\n".join(lines)
 
 

@@ -45,6 +45,12 @@ def start_naive_server(repository: Path, session_options: str = "server") -> Ser
     return _started("naive-server", argv)
 
 
+def start_floor_server(engine: str) -> ServerProcess:
+    """``bench/floor_server.py`` (no model, one fixed answer) on ``engine``: aio, uvloop, sync."""
+    argv = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--engine", engine]
+    return _started("floor-server", argv)
+
+
 def scrape_batches(metrics_port: int, model: str) -> tuple[float, float]:
     """(sum, count) of the server's digits_batch_size histogram for ``model``."""
     with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:

@@ -9,6 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from serving import event_loop
 from serving.logs import configure_logging
 from serving.runtime.providers import ProviderUnavailable
 from serving.settings import Settings, load_settings
@@ -77,14 +78,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if control_fd is not None:
             from serving.worker import serve_worker
 
-            asyncio.run(serve_worker(settings, control_fd))
+            event_loop.run(serve_worker(settings, control_fd), settings.event_loop)
         elif workers > 1:
             from serving.supervisor import run_supervisor
 
             return run_supervisor(settings, workers, _announce)
         else:
-            asyncio.run(serve(settings))
-    except ProviderUnavailable as exc:
+            event_loop.run(serve(settings), settings.event_loop)
+    except (ProviderUnavailable, event_loop.EventLoopUnavailable) as exc:
         log.error("%s", exc)
         return 3
     except OSError as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from serving import __version__
+from serving.event_loop import EVENT_LOOPS
 from serving.runtime.providers import cpu_budget
 
 ENV_PREFIX = "DIGITS_"
@@ -205,6 +206,13 @@ class Settings:
         metadata=_opt(
             "server processes sharing the ports: N, or auto (= the CPU budget); "
             "1 = one process, no supervisor"
+        ),
+    )
+    event_loop: str = field(
+        default="auto",
+        metadata=_opt(
+            "event loop: auto (uvloop when installed, else asyncio), uvloop or asyncio",
+            choices=EVENT_LOOPS,
         ),
     )
     log_level: str = field(

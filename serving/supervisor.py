@@ -31,6 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serving import event_loop
 from serving.control import ControlChannel, Message
 from serving.metrics import MULTIPROC_DIR_ENV, MetricsEndpoint, SupervisorMetrics
 from serving.settings import Settings, settings_environ
@@ -340,4 +341,4 @@ def restart_delay(failures_in_a_row: int) -> float:
 
 def run_supervisor(settings: Settings, workers: int, announce: Announce) -> int:
     """Entry point for ``--workers N`` (N > 1)."""
-    return asyncio.run(Supervisor(settings, workers).run(announce))
+    return event_loop.run(Supervisor(settings, workers).run(announce), settings.event_loop)

@@ -21,6 +21,22 @@ def test_report_computes_the_targets_from_one_run():
     assert "cpu/img ours(1) / null = 1.20" in text
 
 
+def test_report_states_the_transport_floor_and_our_cost_above_it():
+    rows = [
+        _row("floor aio", "null", 1, 7000, 0.17, 0.43),
+        _row("floor uvloop", "null", 1, 9000, 0.15, 0.42),
+        _row("floor sync", "null", 1, 4500, 0.26, 0.29),
+        _row("null model, 1 worker", "null", 1, 3000, 0.36, 0.7),
+        _row("ours --workers 1", "cnn", 1, 2900, 0.45, 1.0),
+    ]
+    text = report(rows)
+    assert "uvloop 9000/s, 150 us CPU per call, c=1 p50 0.420 ms" in text
+    assert "sync 4500/s, 260 us CPU per call, c=1 p50 0.290 ms" in text
+    assert "cnn: ours(--workers 1) spends 300 us of CPU per call above the uvloop floor" in text
+    # The floor rows (model "null" too) are not mistaken for the null-model server.
+    assert "mlp100" not in text
+
+
 def test_process_tree_includes_children():
     import os
     import subprocess

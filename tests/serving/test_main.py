@@ -54,6 +54,19 @@ def test_sigterm_drains_in_flight_refuses_new_and_exits_zero(repo):
         proc.close()
 
 
+def test_each_event_loop_serves_and_says_which_it_is(repo):
+    for flag, name in (("auto", "uvloop"), ("asyncio", "asyncio")):
+        with start(repo, "--event-loop", flag) as proc:
+            proc.wait_ready()
+            assert f"event loop: {name}" in proc.log_text()
+            with grpc.insecure_channel(proc.grpc_address) as channel:
+                stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+                answer = stub.ModelInfer(v2_request(random_images(2)), timeout=20)
+            assert list(answer.outputs[0].shape) == [2, 10]
+            os.kill(proc.pid, signal.SIGTERM)
+            assert proc.wait(20) == 0
+
+
 def test_bad_flag_value_exits_2_with_a_clear_line(repo):
     with start(repo, "--max-batch-size", "0") as proc:
         assert proc.wait(30) == 2
