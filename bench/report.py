@@ -26,6 +26,9 @@ from bench.scenarios import (
 )
 from clients.load.stats import rounded
 
+# The native load generator's rows (bench/drivers/h2load_native.py).
+NATIVE_CLIENT = "h2load"
+
 
 @dataclass
 class Target:
@@ -66,8 +69,10 @@ def analyse(
     """Ratios (by name) and the targets they are judged against."""
     by = {s.key: s for s in scenarios}
 
-    def ips(server: str, model: str, api: str, batch: int, conc: int) -> float:
-        s = by.get(scenario_key(server, model, api, batch, conc))
+    def ips(
+        server: str, model: str, api: str, batch: int, conc: int, client: str = DEFAULT_CLIENT
+    ) -> float:
+        s = by.get(scenario_key(server, model, api, batch, conc, client))
         return s.images_per_s if s else math.nan
 
     ratios: dict[str, float] = {}
@@ -128,6 +133,21 @@ def analyse(
                 0.7,
             )
         )
+    # Issue 13's targets, also with the native client where it ran (same run, same client on
+    # both sides of every ratio).
+    for client in (DEFAULT_CLIENT, NATIVE_CLIENT):
+        tag = f" [{client}]"
+        for model in BENCH_MODELS:
+            ratio = _ratio(
+                ips("digits", model, "v2", 1, 64, client), ips("naive", model, "v2", 1, 64, client)
+            )
+            ratios[f"{model}/v2/b1/c64 vs naive{tag}"] = ratio
+            targets.append(Target(f"{model}: b1 c64 V2 >= 2x naive{tag}", ratio, 2.0))
+        in_process_b64 = in_process.get("cnn", {}).get(64, math.nan)
+        ratio = _ratio(ips("digits", "cnn", "v2", 64, 4, client), in_process_b64)
+        ratios[f"cnn/v2/b64/c4 vs in-process b64{tag}"] = ratio
+        name = f"cnn: b64 c4 v2 >= 0.8x in-process onnxruntime b64{tag}"
+        targets.append(Target(name, ratio, 0.8))
     return ratios, targets
 
 

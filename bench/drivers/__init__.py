@@ -1,8 +1,9 @@
 """Benchmark client kinds, one module each; a module that defines ``DRIVER`` is one.
 
-Today: python_aio (the project's load generator, gRPC and HTTP) and h2load_rest (h2load --h1,
-V2 REST binary). Adding a client kind is adding a module here that implements
-:class:`bench.drivers.base.Driver`; its rows carry its name in their ``client`` field.
+Today: python_aio (the project's load generator, gRPC and HTTP) and h2load_native (h2load:
+V2 gRPC over HTTP/2, V2 REST binary over ``--h1``). Adding a client kind is adding a module
+here that implements :class:`bench.drivers.base.Driver`; its rows carry its name in their
+``client`` field.
 """
 
 from __future__ import annotations

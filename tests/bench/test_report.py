@@ -51,3 +51,22 @@ def test_rest_rows_get_ratios_but_no_targets():
     assert not any("rest" in t.name or "png" in t.name for t in targets)
     table = format_tables(rows, {}, ratios, targets)
     assert "rest-binary" in table and "0.75" in table
+
+
+def test_issue_13_targets_use_one_client_on_both_sides():
+    rows = []
+    for server, model, batch, conc, client, ips in [
+        ("digits", "cnn", 1, 64, "h2load", 5000.0),
+        ("naive", "cnn", 1, 64, "h2load", 2000.0),
+        ("naive", "cnn", 1, 64, DEFAULT_CLIENT, 1000.0),
+        ("digits", "cnn", 64, 4, "h2load", 85.0),
+    ]:
+        s = Scenario(server, model, "v2", batch, conc, client=client)
+        s.result = {"images_per_s": ips, "latency_ms": {"p99": 1.0}}
+        rows.append(s)
+    _ratios, targets = analyse(rows, {"cnn": {64: 100.0}})
+    verdicts = {t.name: (t.value, t.passed) for t in targets}
+    assert verdicts["cnn: b1 c64 V2 >= 2x naive [h2load]"] == (2.5, True)
+    assert verdicts["cnn: b64 c4 v2 >= 0.8x in-process onnxruntime b64 [h2load]"] == (0.85, True)
+    # No python-aio row for ours: that client's verdict is a miss, not borrowed from h2load.
+    assert not verdicts["cnn: b1 c64 V2 >= 2x naive [python-aio]"][1]

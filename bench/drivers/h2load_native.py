@@ -1,18 +1,20 @@
-"""h2load (``--h1``) as a native HTTP/1.1 client: V2 REST binary, one pre-serialised request.
+"""h2load as the native client: V2 gRPC unary and V2 REST binary, one pre-serialised request.
 
-Builds on :mod:`bench.h2load` (the gRPC side: its summary parser and binary lookup). The
-request is the load generator's own ``rest-binary`` body (JSON header + raw FP32 tensor,
-``Inference-Header-Content-Length``), sent again and again over C keep-alive connections with
-one request in flight on each, so C requests are outstanding, as in the Python closed loop.
-A warm-up run of the plan's warm-up time gives the rate; the measured run then sends that
-rate times the plan's duration as a fixed count (``-n``), so it ends on complete responses.
+Builds on :mod:`bench.h2load` (frames, its summary parser, its binary lookup). The request is
+the load generator's own body (``v2``: the serialised ``ModelInferRequest`` in one gRPC
+frame over HTTP/2; ``rest-binary``: JSON header + raw FP32 tensor with
+``Inference-Header-Content-Length`` over HTTP/1.1 ``--h1``), sent again and again over C
+connections with one request in flight on each, so C requests are outstanding, as in the
+Python closed loop. A warm-up run gives the rate; the measured run then sends that rate
+times the plan's duration as a fixed count (``-n``), so it ends on complete responses.
 
-h2load counts any 2xx as a success without looking at the body, so the answers are checked
-twice: one answer is fetched first and verified in full (shape, probabilities, its size);
-then the run's response data bytes must be whole answers of exactly that size, as many as
-h2load counted done (up to its 2xx count, which can be larger in a timed ``-D`` run), with
-nothing failed or errored. Otherwise the row reports
-its requests as ``UNVERIFIED`` (or the HTTP error classes h2load saw) instead of a speed.
+h2load counts any 2xx as a success without looking at the body (and a gRPC error is an HTTP
+200 too), so the answers are checked twice: one answer is fetched first through a real
+client and verified in full (shape, probabilities, its size); then the run's response data
+bytes must be whole answers of exactly that size (for gRPC: answers and empty error frames,
+and any error frame makes the row unverified), as many as h2load counted done, with nothing
+failed or errored. Otherwise the row reports its requests as ``UNVERIFIED`` (or the HTTP
+error classes h2load saw) instead of a speed.
 
 Rows are named ``.../h2load``; pick the driver with ``python -m bench --clients
 python-aio,h2load``. The client CPU is h2load's own (``getrusage`` of the finished child).
@@ -30,6 +32,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+import grpc
 import numpy as np
 
 from bench import h2load
@@ -37,8 +40,11 @@ from bench.drivers.base import ClientRun, RunningServer, Window
 from bench.scenarios import Plan, Scenario
 from clients.connection import Endpoint
 from clients.load import Expect, LoadConfig
+from clients.load.checks import check_v2
 from clients.load.http_payloads import HEADER_LENGTH, HttpRequest, rest_binary_request
 from clients.load.http_transport import HttpAnswer, check_rest_binary
+from clients.load.workload import v2_payload
+from serving.api import open_inference_pb2 as v2pb
 
 NAME = "h2load"
 UNVERIFIED = "UNVERIFIED"
@@ -87,6 +93,35 @@ def run_h1(
     if done.returncode != 0:
         raise RuntimeError(f"h2load exited {done.returncode}:\n{done.stdout}{done.stderr}")
     return _Run(h2load.parse(done.stdout), done.stdout, cpu)
+
+
+def run_grpc(
+    url: str, frame: bytes, connections: int, requests: int
+) -> tuple[h2load.H2loadResult, float]:
+    """h2load (HTTP/2) posting the gRPC ``frame`` ``requests`` times, one call in flight per
+    connection; the result and h2load's CPU seconds."""
+    before = _children_cpu()
+    result = h2load.run(url, frame, requests, connections, 1)
+    return result, _children_cpu() - before
+
+
+def grpc_verdict(run: h2load.H2loadResult, answer_bytes: int) -> tuple[int, dict]:
+    """(verified answers, errors by kind) of one gRPC h2load run, ``answer_bytes`` per answer.
+
+    Every response is one frame: a real answer, or grpcio's empty frame with an error status.
+    """
+    errors: dict[str, int] = {}
+    if run.failed or run.errored:
+        errors["FAILED"] = run.failed + run.errored
+    try:
+        answers = run.answers(answer_bytes)
+    except ValueError:
+        answers = -1
+    if errors or answers != run.succeeded:
+        # An error status (its empty frame) or a body of another size: nothing counts.
+        errors[UNVERIFIED] = run.succeeded
+        return 0, errors
+    return answers, errors
 
 
 def verdict(run: h2load.H2loadResult, output: str, answer_bytes: int) -> tuple[int, dict]:
@@ -140,6 +175,8 @@ def _summary(
 @dataclass
 class _Session:
     url: str
+    # host:port of the gRPC listener.
+    address: str
     # The benchmark's own pid for the window's counters; h2load's CPU comes from getrusage.
     client_pid: int
 
@@ -159,7 +196,43 @@ class _Session:
         expect.provider = str((document.get("parameters") or {}).get("provider", ""))
         return expect, len(body)
 
+    def _probe_v2(self, payload: bytes, batch: int) -> tuple[Expect, int]:
+        """One answer through grpcio, verified in full; its expectations and its frame size."""
+        with grpc.insecure_channel(self.address) as channel:
+            call = channel.unary_unary(h2load.MODEL_INFER_PATH)  # bytes in, bytes out
+            raw = call(payload, timeout=30)
+        answer = v2pb.ModelInferResponse.FromString(raw)
+        expect = Expect(batch=batch)
+        check_v2(answer, expect)
+        expect.model, expect.version = answer.model_name, answer.model_version
+        expect.provider = answer.parameters["provider"].string_param
+        return expect, len(h2load.grpc_frame(raw))
+
+    def _run_v2(
+        self, scenario: Scenario, plan: Plan, images: np.ndarray, window: Window
+    ) -> ClientRun:
+        config = LoadConfig(Endpoint(), scenario.model, batch=scenario.batch)
+        payload = v2_payload(config, images[np.arange(scenario.batch) % len(images)])
+        expect, answer_bytes = self._probe_v2(payload, scenario.batch)
+        frame = h2load.grpc_frame(payload)
+        url = f"http://{self.address}{h2load.MODEL_INFER_PATH}"
+        # The warm-up is a count too (bench.h2load runs -n): enough calls for ~the warm-up
+        # time at a first guess of the rate, then the measured count from its real rate.
+        warm, _ = run_grpc(url, frame, scenario.concurrency, max(2 * scenario.concurrency, 200))
+        rate = warm.requests_per_s
+        count = max(2 * scenario.concurrency, round(rate * max(plan.warmup, 0.05)))
+        warm, _ = run_grpc(url, frame, scenario.concurrency, count)
+        count = max(2 * scenario.concurrency, round(warm.requests_per_s * plan.duration))
+        window.start()
+        measured, cpu = run_grpc(url, frame, scenario.concurrency, count)
+        window.end()
+        answers, errors = grpc_verdict(measured, answer_bytes)
+        summary = _summary(scenario, expect, measured.seconds, answers, measured.mean_ms, errors)
+        return ClientRun(summary, answers * scenario.batch, cpu)
+
     def _run(self, scenario: Scenario, plan: Plan, images: np.ndarray, window: Window) -> ClientRun:
+        if scenario.api == "v2":
+            return self._run_v2(scenario, plan, images, window)
         config = LoadConfig(Endpoint(), scenario.model, batch=scenario.batch)
         batch = images[np.arange(scenario.batch) % len(images)]
         request = rest_binary_request(config, batch)
@@ -188,15 +261,15 @@ class _Session:
         pass
 
 
-class H2loadRestDriver:
-    """h2load --h1 sending a pre-serialised V2 REST binary request."""
+class H2loadDriver:
+    """h2load sending a pre-serialised V2 gRPC (HTTP/2) or V2 REST binary (--h1) request."""
 
     name = NAME
-    apis = ("rest-binary",)
+    apis = ("v2", "rest-binary")
 
     async def open(self, target: RunningServer) -> _Session:
-        """A session on ``target``'s HTTP listener (none: no row is sent to it)."""
-        return _Session(target.http_url or "", os.getpid())
+        """A session on ``target``'s gRPC and HTTP listeners (no HTTP: no REST row)."""
+        return _Session(target.http_url or "", target.address, os.getpid())
 
 
-DRIVER = H2loadRestDriver()
+DRIVER = H2loadDriver()

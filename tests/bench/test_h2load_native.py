@@ -1,5 +1,5 @@
-"""The h2load --h1 REST driver: answers counted only when their bytes add up, against a live
-server and on hand-made h2load summaries."""
+"""The h2load driver (V2 gRPC and V2 REST binary): answers counted only when their bytes add
+up, against a live server and on hand-made h2load summaries."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from bench import h2load
 from bench.drivers import drivers
 from bench.drivers.base import RunningServer
-from bench.drivers.h2load_rest import UNVERIFIED, verdict
+from bench.drivers.h2load_native import UNVERIFIED, grpc_verdict, verdict
 from bench.scenarios import Plan, Scenario
 from clients.load import synthetic_digits
 
@@ -65,19 +65,30 @@ def test_verdict_counts_answers_only_when_every_body_is_an_answer():
     assert verdict(replace(RESULT, failed=1), OUTPUT, 251)[1]["FAILED"] == 1
 
 
-def test_driver_is_discovered_for_rest_binary_only():
+def test_grpc_verdict_counts_answers_only_when_every_frame_is_an_answer():
+    # 40 calls, answers of 120 bytes (grpc frame), errors would be 5-byte empty frames.
+    ok = replace(RESULT, data_bytes=40 * 120)
+    assert grpc_verdict(ok, 120) == (40, {})
+    one_error = replace(RESULT, data_bytes=39 * 120 + h2load.EMPTY_FRAME_BYTES)
+    assert grpc_verdict(one_error, 120) == (0, {UNVERIFIED: 40})
+    assert grpc_verdict(replace(RESULT, data_bytes=40 * 120 + 7), 120) == (0, {UNVERIFIED: 40})
+    assert grpc_verdict(replace(ok, failed=2), 120)[1] == {"FAILED": 2, UNVERIFIED: 40}
+
+
+def test_driver_is_discovered_for_v2_and_rest_binary():
     driver = drivers()["h2load"]
-    assert driver.apis == ("rest-binary",)
+    assert driver.apis == ("v2", "rest-binary")
 
 
 @needs_h2load
+@pytest.mark.parametrize("api", ["rest-binary", "v2"])
 @pytest.mark.parametrize("batch", [1, 3])
-def test_live_run_is_verified(server, batch):
+def test_live_run_is_verified(server, batch, api):
     async def measure() -> tuple[dict, list[str]]:
         target = RunningServer(server.address, 0, None, server.http_url)
         session = await drivers()["h2load"].open(target)
         window = _Marks()
-        scenario = Scenario("digits", "cnn", "rest-binary", batch, 2, client="h2load")
+        scenario = Scenario("digits", "cnn", api, batch, 2, client="h2load")
         plan = Plan(warmup=0.1, duration=0.4, in_process_seconds=0, quick=True)
         run = await session.run(scenario, plan, synthetic_digits(8), window)
         await session.close()
