@@ -73,7 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as exc:
         print(f"digits-serve: {exc}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level, settings.log_format)
+    # The supervisor and its workers share stderr: their text lines say whose they are.
+    configure_logging(
+        settings.log_level, settings.log_format, show_pid=control_fd is not None or workers > 1
+    )
     try:
         if control_fd is not None:
             from serving.worker import serve_worker

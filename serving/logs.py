@@ -17,6 +17,8 @@ from serving.request_context import RequestInfo, current_request
 
 FORMATS = ("text", "json")
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s]: %(message)s"
+# With worker processes their lines interleave on one stderr: each names its process.
+TEXT_FORMAT_PID = "%(asctime)s %(levelname)s %(name)s pid=%(process)d [%(request_id)s]: %(message)s"
 # One line per finished request, at debug level (cheap to skip at info).
 access_log = logging.getLogger("serving.access")
 
@@ -32,13 +34,14 @@ class RequestContextFilter(logging.Filter):
 
 
 class JsonFormatter(logging.Formatter):
-    """``{"time", "level", "logger", "message", request fields..., "exception"}`` per line."""
+    """``{"time", "level", "logger", "pid", "message", request fields..., "exception"}``."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
             "time": _iso_time(record.created),
             "level": record.levelname,
             "logger": record.name,
+            "pid": record.process,
             "message": record.getMessage(),
         }
         entry.update(getattr(record, "request_fields", {}))
@@ -53,21 +56,24 @@ def _iso_time(created: float) -> str:
     return f"{seconds}.{int(created % 1 * 1000):03d}Z"
 
 
-def make_handler(log_format: str, stream: Any = None) -> logging.Handler:
-    """A handler writing ``log_format`` lines (``text`` or ``json``) to ``stream`` (stderr)."""
+def make_handler(log_format: str, stream: Any = None, show_pid: bool = False) -> logging.Handler:
+    """A handler writing ``log_format`` lines (``text`` or ``json``) to ``stream`` (stderr);
+    text lines name their process with ``show_pid`` (JSON lines always do)."""
     if log_format not in FORMATS:
         raise ValueError(f"log format {log_format!r}: expected one of {FORMATS}")
     handler = logging.StreamHandler(sys.stderr if stream is None else stream)
     handler.addFilter(RequestContextFilter())
     handler.setFormatter(
-        JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter(TEXT_FORMAT_PID if show_pid else TEXT_FORMAT)
     )
     return handler
 
 
-def configure_logging(level: str, log_format: str = "text") -> None:
+def configure_logging(level: str, log_format: str = "text", show_pid: bool = False) -> None:
     """Root logging for the server process: one line per event on stderr."""
-    logging.basicConfig(level=level.upper(), handlers=[make_handler(log_format)])
+    logging.basicConfig(level=level.upper(), handlers=[make_handler(log_format, None, show_pid)])
 
 
 def log_access(info: RequestInfo) -> None:

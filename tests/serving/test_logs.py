@@ -3,6 +3,7 @@
 import io
 import json
 import logging
+import os
 
 import pytest
 
@@ -19,8 +20,8 @@ def emit():
     parent.setLevel(logging.DEBUG)
     handlers = []
 
-    def run(log_format: str, fn) -> list[str]:
-        handler = make_handler(log_format, out)
+    def run(log_format: str, fn, show_pid: bool = False) -> list[str]:
+        handler = make_handler(log_format, out, show_pid)
         handlers.append(handler)
         parent.addHandler(handler)
         fn(logging.getLogger("serving.test_logs"))
@@ -39,6 +40,7 @@ def test_json_outside_a_request_has_the_base_fields(emit):
     assert record["message"] == "hello world" and record["level"] == "INFO"
     assert record["logger"] == "serving.test_logs"
     assert record["time"].endswith("Z") and "T" in record["time"]
+    assert record["pid"] == os.getpid()
     assert "request_id" not in record
 
 
@@ -77,3 +79,10 @@ def test_text_keeps_todays_format(emit):
 def test_unknown_format_is_refused():
     with pytest.raises(ValueError, match="expected one of"):
         make_handler("xml")
+
+
+def test_text_lines_name_their_process_only_when_asked(emit):
+    (plain,) = emit("text", lambda log: log.info("one"))
+    assert "pid=" not in plain
+    lines = emit("text", lambda log: log.info("two"), show_pid=True)
+    assert lines[-1].endswith("two") and f"pid={os.getpid()} [-]: two" in lines[-1]
