@@ -2,8 +2,11 @@
 
 Supervisor -> worker: ``hello`` (slot index, models unloaded by request), ``peers`` (are all
 workers ready), ``apply`` (a load/unload to apply here), ``replicated`` (every worker applied
-the change this worker asked for). Worker -> supervisor: ``started``, ``ready``, ``control``
-(a load/unload it answered), ``applied``. End of file means the other side is gone.
+the change this worker asked for), ``stats_collect`` (send your statistics snapshots),
+``stats_gathered`` (the other workers' snapshots this worker asked for). Worker ->
+supervisor: ``started``, ``ready``, ``control`` (a load/unload it answered), ``applied``,
+``stats_request`` (a statistics call to answer for all workers), ``stats_part`` (this
+worker's snapshots). End of file means the other side is gone.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.runtime.providers import CUDA
+from serving.statistics import merge_statistics
 from serving.tensors import NUMPY_TO_V2, V2_TO_NUMPY
 from serving.types import (
     IndexEntry,
@@ -37,6 +38,8 @@ SERVER_NAME = "digits-server"
 BACKEND = "onnxruntime"
 # Applies a successful load/unload ("load" | "unload", model name) in every worker process.
 Replicator = Callable[[str, str], Awaitable[None]]
+# (name, version) -> the other workers' statistics, one list of snapshots per worker.
+Gatherer = Callable[[str, str], Awaitable[list[list[ModelStats]]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +74,7 @@ class DataPlane:
         # repository change made here reaches them.
         self._peers_ready = True
         self._replicate: Replicator | None = None
+        self._gather: Gatherer | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -123,6 +127,11 @@ class DataPlane:
         """Worker processes: after a load/unload succeeds here, ``replicate`` applies it in
         every other worker before the call answers."""
         self._replicate = replicate
+
+    def gather_statistics_with(self, gather: Gatherer) -> None:
+        """Worker processes: ``gather(name, version)`` returns the other workers' statistics
+        snapshots, which :meth:`model_statistics` adds to this worker's own."""
+        self._gather = gather
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """Whether ``name`` (and ``version``) can serve now; unknown models raise NotFound."""
@@ -352,12 +361,20 @@ class DataPlane:
             labels=manifest.labels,
         )
 
-    def model_statistics(self, name: str = "", version: str = "") -> list[ModelStats]:
+    async def model_statistics(self, name: str = "", version: str = "") -> list[ModelStats]:
         """Cumulative statistics per loaded version (Triton's statistics extension).
 
         No ``name``: every loaded version of every model; a name without ``version``: every
-        loaded version of that model. Answers while draining too (a last look before exit).
+        loaded version of that model. With worker processes, summed over every worker.
+        Answers while draining too (a last look before exit).
         """
+        own = self.local_statistics(name, version)
+        if self._gather is None:
+            return own
+        return merge_statistics([own, *await self._gather(name, version)])
+
+    def local_statistics(self, name: str = "", version: str = "") -> list[ModelStats]:
+        """:meth:`model_statistics` of this process alone (unknown models raise as there)."""
         if not name:
             if version:
                 raise InvalidInput("statistics for a version need the model's name too")

@@ -9,8 +9,11 @@ are plain ints with no lock, and a reader on the loop always sees a consistent s
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections.abc import Mapping, Sequence
 from types import TracebackType
+from typing import Any
 
 from serving.types import BatchStat, DurationStat, ModelStats
 
@@ -140,3 +143,76 @@ class RequestTimer:
             self._stats.succeeded(ns)
         else:
             self._stats.failed(ns)
+
+
+# ---------------------------------------------------------------------- worker processes
+# With --workers N every worker counts its own requests; a statistics answer adds up all of
+# them (serving/worker.py gathers the other workers' snapshots through the supervisor).
+
+
+def _added(a: DurationStat, b: DurationStat) -> DurationStat:
+    return DurationStat(a.count + b.count, a.ns + b.ns)
+
+
+def merge_statistics(groups: Sequence[Sequence[ModelStats]]) -> list[ModelStats]:
+    """One snapshot per model version, summed over ``groups`` (one group per worker).
+
+    Versions keep the order of the first group they appear in; the last inference is the
+    latest of any worker's.
+    """
+    merged: dict[tuple[str, str], ModelStats] = {}
+    for group in groups:
+        for stats in group:
+            key = (stats.name, stats.version)
+            seen = merged.get(key)
+            if seen is None:
+                merged[key] = stats
+                continue
+            batches: dict[int, DurationStat] = {
+                b.batch_size: b.compute_infer for b in seen.batch_stats
+            }
+            for b in stats.batch_stats:
+                batches[b.batch_size] = _added(
+                    batches.get(b.batch_size, DurationStat()), b.compute_infer
+                )
+            merged[key] = ModelStats(
+                name=seen.name,
+                version=seen.version,
+                last_inference_ms=max(seen.last_inference_ms, stats.last_inference_ms),
+                inference_count=seen.inference_count + stats.inference_count,
+                execution_count=seen.execution_count + stats.execution_count,
+                success=_added(seen.success, stats.success),
+                fail=_added(seen.fail, stats.fail),
+                queue=_added(seen.queue, stats.queue),
+                compute_infer=_added(seen.compute_infer, stats.compute_infer),
+                batch_stats=tuple(BatchStat(size, d) for size, d in sorted(batches.items())),
+            )
+    return list(merged.values())
+
+
+def stats_to_wire(stats: ModelStats) -> dict[str, Any]:
+    """A snapshot as plain JSON values (for the supervisor's control channel)."""
+    return dataclasses.asdict(stats)
+
+
+def stats_from_wire(data: Mapping[str, Any]) -> ModelStats:
+    """The inverse of :func:`stats_to_wire`."""
+
+    def duration(d: Mapping[str, Any]) -> DurationStat:
+        return DurationStat(int(d["count"]), int(d["ns"]))
+
+    return ModelStats(
+        name=str(data["name"]),
+        version=str(data["version"]),
+        last_inference_ms=int(data["last_inference_ms"]),
+        inference_count=int(data["inference_count"]),
+        execution_count=int(data["execution_count"]),
+        success=duration(data["success"]),
+        fail=duration(data["fail"]),
+        queue=duration(data["queue"]),
+        compute_infer=duration(data["compute_infer"]),
+        batch_stats=tuple(
+            BatchStat(int(b["batch_size"]), duration(b["compute_infer"]))
+            for b in data["batch_stats"]
+        ),
+    )

@@ -30,6 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from serving import event_loop
 from serving.control import ControlChannel, Message
@@ -80,6 +81,16 @@ class Replication:
     waiting: set[int] = field(default_factory=set)
 
 
+@dataclass
+class Gathering:
+    """A statistics request: its origin waits for the other workers' snapshots."""
+
+    origin: int
+    ref: int
+    waiting: set[int] = field(default_factory=set)
+    parts: list[Any] = field(default_factory=list)
+
+
 class Supervisor:
     """Runs the workers; :meth:`run` returns the process exit code."""
 
@@ -96,6 +107,7 @@ class Supervisor:
         self._peers_ready = False
         self._unloaded: set[str] = set()
         self._replications: dict[int, Replication] = {}
+        self._gatherings: dict[int, Gathering] = {}
         self._next_id = 0
         self._env: dict[str, str] = {}
 
@@ -258,11 +270,12 @@ class Supervisor:
         self.metrics.worker_up.labels(str(slot.index)).set(0)
         self.metrics.worker_gone(slot.pid)
         slot.started = slot.ready = False
-        for op_id, op in list(self._replications.items()):
-            if op.origin == slot.index:
-                del self._replications[op_id]
-            else:
-                op.waiting.discard(slot.index)
+        for ops in (self._replications, self._gatherings):
+            for op_id, op in list(ops.items()):
+                if op.origin == slot.index:
+                    del ops[op_id]
+                else:
+                    op.waiting.discard(slot.index)
         self._spawn_followups()
 
     # ------------------------------------------------------------------ messages
@@ -286,6 +299,13 @@ class Supervisor:
             op = self._replications.get(message["id"])
             if op is not None:
                 op.waiting.discard(slot.index)
+        elif kind == "stats_request":
+            await self._gather(slot, message)
+        elif kind == "stats_part":
+            gathering = self._gatherings.get(message["id"])
+            if gathering is not None and slot.index in gathering.waiting:
+                gathering.waiting.discard(slot.index)
+                gathering.parts.append(message["stats"])
         else:
             log.warning("worker %d sent an unknown message %r", slot.index, kind)
         await self._followups()
@@ -313,18 +333,40 @@ class Supervisor:
             if not sent:
                 op.waiting.discard(worker.index)
 
+    async def _gather(self, origin: WorkerSlot, message: Message) -> None:
+        """Ask every other serving worker for its statistics; _followups answers the origin."""
+        self._next_id += 1
+        op_id = self._next_id
+        others = [w for w in self.slots if w.channel is not None and w.index != origin.index]
+        gathering = self._gatherings[op_id] = Gathering(origin.index, message["ref"])
+        for worker in others:
+            channel = worker.channel
+            gathering.waiting.add(worker.index)
+            sent = channel is not None and await channel.send(
+                "stats_collect", id=op_id, model=message["model"], version=message["version"]
+            )
+            if not sent:
+                gathering.waiting.discard(worker.index)
+
     def _spawn_followups(self) -> None:
         task = asyncio.get_running_loop().create_task(self._followups())
         task.add_done_callback(lambda t: t.exception())
 
     async def _followups(self) -> None:
-        """Answer finished replications; tell every worker when all-ready changes."""
+        """Answer finished replications and statistics requests; tell every worker when
+        all-ready changes."""
         for op_id, op in list(self._replications.items()):
             if not op.waiting:
                 del self._replications[op_id]
                 origin = self.slots[op.origin].channel
                 if origin is not None:
                     await origin.send("replicated", ref=op.ref)
+        for op_id, gathering in list(self._gatherings.items()):
+            if not gathering.waiting:
+                del self._gatherings[op_id]
+                origin = self.slots[gathering.origin].channel
+                if origin is not None:
+                    await origin.send("stats_gathered", ref=gathering.ref, parts=gathering.parts)
         ready = not self._stopping.is_set() and all(w.started and w.ready for w in self.slots)
         if ready != self._peers_ready:
             self._peers_ready = ready

@@ -18,11 +18,15 @@ from serving.app import ServerApp
 from serving.control import ControlChannel, Message
 from serving.errors import ServingError
 from serving.settings import Settings
+from serving.statistics import stats_from_wire, stats_to_wire
+from serving.types import ModelStats
 
 log = logging.getLogger(__name__)
 
 # How long a load/unload RPC waits for the other workers before it answers anyway.
 REPLICATION_TIMEOUT_S = 60.0
+# How long a statistics answer waits for the other workers' counters.
+STATISTICS_TIMEOUT_S = 5.0
 
 
 class WorkerLink:
@@ -33,11 +37,13 @@ class WorkerLink:
         self._channel = channel
         self._refs = itertools.count(1)
         self._waiting: dict[int, asyncio.Future[None]] = {}
+        self._gathering: dict[int, asyncio.Future[list]] = {}
         self._reported: bool | None = None
         self._tasks: set[asyncio.Task] = set()
         # Not ready until the supervisor says every worker is.
         app.dataplane.set_peers_ready(False)
         app.dataplane.replicate_with(self._replicate)
+        app.dataplane.gather_statistics_with(self._gather)
         app.dataplane.on_change(self._changed)
 
     def keep_unloaded(self, models: list[str]) -> None:
@@ -81,6 +87,26 @@ class WorkerLink:
         finally:
             self._waiting.pop(ref, None)
 
+    async def _gather(self, name: str, version: str) -> list[list[ModelStats]]:
+        """The other workers' statistics snapshots for ``name``/``version``, via the
+        supervisor; whatever arrived (maybe nothing) once STATISTICS_TIMEOUT_S passed."""
+        ref = next(self._refs)
+        parts = self._gathering[ref] = asyncio.get_running_loop().create_future()
+        try:
+            if not await self._channel.send("stats_request", ref=ref, model=name, version=version):
+                return []
+            groups = await asyncio.wait_for(parts, STATISTICS_TIMEOUT_S)
+        except TimeoutError:
+            log.warning(
+                "statistics: the other workers did not answer within %.0fs; this "
+                "answer counts this worker only",
+                STATISTICS_TIMEOUT_S,
+            )
+            return []
+        finally:
+            self._gathering.pop(ref, None)
+        return [[stats_from_wire(s) for s in group] for group in groups]
+
     async def run(self, stop: asyncio.Event) -> None:
         """Handle supervisor messages until the channel closes, then ask the worker to stop."""
         while (message := await self._channel.receive()) is not None:
@@ -100,6 +126,18 @@ class WorkerLink:
             done = self._waiting.get(message["ref"])
             if done is not None and not done.done():
                 done.set_result(None)
+        elif kind == "stats_collect":
+            try:
+                own = self._app.dataplane.local_statistics(message["model"], message["version"])
+            except ServingError:  # e.g. unloaded here a moment ago: nothing to add
+                own = []
+            await self._channel.send(
+                "stats_part", id=message["id"], stats=[stats_to_wire(s) for s in own]
+            )
+        elif kind == "stats_gathered":
+            parts = self._gathering.get(message["ref"])
+            if parts is not None and not parts.done():
+                parts.set_result(message["parts"])
         else:
             log.warning("unknown control message %r", kind)
 

@@ -107,7 +107,8 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     async def ModelStatistics(
         self, request: pb.ModelStatisticsRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelStatisticsResponse:
-        return statistics_to_pb(self._dataplane.model_statistics(request.name, request.version))
+        stats = await self._dataplane.model_statistics(request.name, request.version)
+        return statistics_to_pb(stats)
 
     async def RepositoryIndex(
         self, request: pb.RepositoryIndexRequest, context: grpc.aio.ServicerContext

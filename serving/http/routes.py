@@ -87,7 +87,7 @@ class Endpoints:
 
     async def model_stats(self, request: Request) -> Response:
         p = request.path_params
-        stats = self._core.model_statistics(p.get("model", ""), p.get("version", ""))
+        stats = await self._core.model_statistics(p.get("model", ""), p.get("version", ""))
         return _json(stats_json(stats))
 
     # -------------------------------------------------------------- V2 inference

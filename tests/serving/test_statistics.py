@@ -206,3 +206,36 @@ def test_config_follows_settings_and_provider(make_server):
     assert on_loop(server, dp.model_config, "one_vs_rest").instance_kind == "KIND_GPU"
     with pytest.raises(ModelNotFound):
         on_loop(server, dp.model_config, "one_vs_rest", "2")
+
+
+def test_merge_adds_workers_counters_and_wire_round_trips() -> None:
+    from serving.statistics import merge_statistics, stats_from_wire, stats_to_wire
+    from serving.types import BatchStat, DurationStat, ModelStats
+
+    def snap(version: str, images: int, last: int, batches: dict[int, int]) -> ModelStats:
+        return ModelStats(
+            name="cnn",
+            version=version,
+            last_inference_ms=last,
+            inference_count=images,
+            execution_count=len(batches),
+            success=DurationStat(images, 10 * images),
+            fail=DurationStat(1, 5),
+            queue=DurationStat(images, 2 * images),
+            compute_infer=DurationStat(images, 3 * images),
+            batch_stats=tuple(
+                BatchStat(size, DurationStat(n, 7 * n)) for size, n in sorted(batches.items())
+            ),
+        )
+
+    one = [snap("1", 4, 100, {1: 2, 2: 1}), snap("2", 1, 50, {1: 1})]
+    two = [snap("2", 3, 80, {1: 1, 2: 1}), snap("1", 6, 90, {4: 1})]
+    wire = [[stats_from_wire(stats_to_wire(s)) for s in group] for group in (one, two)]
+    assert wire == [one, two]
+    v1, v2 = merge_statistics(wire)
+    assert (v1.version, v1.inference_count, v1.last_inference_ms) == ("1", 10, 100)
+    assert v1.success == DurationStat(10, 100) and v1.fail == DurationStat(2, 10)
+    sizes = [(b.batch_size, b.compute_infer.count) for b in v1.batch_stats]
+    assert sizes == [(1, 2), (2, 1), (4, 1)]
+    assert (v2.inference_count, v2.last_inference_ms, v2.execution_count) == (4, 80, 3)
+    assert merge_statistics([one]) == one

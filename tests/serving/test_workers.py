@@ -3,6 +3,7 @@ repository changes reach every worker, a killed worker comes back, SIGTERM drain
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -75,6 +76,35 @@ def test_both_workers_answer(cluster: WorkerServer) -> None:
     assert all(r.outputs[0].shape == [1, 10] for r in answers.values())
     text = cluster.metrics()
     assert [sample(text, "digits_worker_up", worker=str(i)) for i in (0, 1)] == [1, 1]
+
+
+def test_statistics_add_up_every_workers_requests(cluster: WorkerServer) -> None:
+    def stats(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub) -> tuple:
+        return stub.ModelStatistics.with_call(pb.ModelStatisticsRequest(name="cnn"), timeout=10)
+
+    def counts(answer: pb.ModelStatisticsResponse) -> tuple[int, int]:
+        (model,) = answer.model_stats
+        return model.inference_count, model.inference_stats.success.count
+
+    start = {counts(a) for a in cluster.per_worker(stats).values()}
+    assert len(start) == 1  # every worker answers the same, summed counts
+    ((images0, requests0),) = start
+    by_worker: Counter[int] = Counter()
+    images = 0
+    while min(by_worker.get(pid, 0) for pid in cluster.worker_pids()) < 2:
+        with cluster.channel() as channel:
+            stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+            n = 1 + sum(by_worker.values()) % 3
+            _response, rpc = stub.ModelInfer.with_call(v2_request(random_images(n)), timeout=10)
+        by_worker[answered_by(rpc)] += 1
+        images += n
+    requests = sum(by_worker.values())
+    answers = cluster.per_worker(stats)
+    assert {counts(a) for a in answers.values()} == {(images0 + images, requests0 + requests)}
+    status, _headers, body = cluster.http_get("/v2/models/cnn/stats")
+    (model,) = json.loads(body)["model_stats"]
+    assert status == 200 and model["inference_count"] == images0 + images
+    assert model["inference_stats"]["success"]["count"] == requests0 + requests
 
 
 def test_metrics_counter_is_the_exact_sum_over_workers(cluster: WorkerServer) -> None:
