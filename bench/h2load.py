@@ -107,6 +107,24 @@ def h2load_binary() -> str | None:
     return shutil.which("h2load")
 
 
+def execute(options: Sequence[str], body: bytes, url: str, timeout_s: float = 600) -> str:
+    """Run h2load with ``options``, POSTing ``body`` to ``url`` each time; its summary text.
+
+    Raises RuntimeError when h2load is missing or exits non-zero.
+    """
+    binary = h2load_binary()
+    if binary is None:
+        raise RuntimeError("h2load is not installed (Debian nghttp2-client)")
+    with tempfile.NamedTemporaryFile(suffix=".body") as data:
+        data.write(body)
+        data.flush()
+        command = [binary, *options, "-d", data.name, url]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"h2load exited {done.returncode}:\n{done.stdout}{done.stderr}")
+    return done.stdout
+
+
 def run(
     url: str,
     frame: bytes,
@@ -118,32 +136,9 @@ def run(
 ) -> H2loadResult:
     """POST ``frame`` to ``url`` ``requests`` times over ``clients`` connections with
     ``streams`` calls in flight on each (``clients * streams`` in flight in all)."""
-    binary = h2load_binary()
-    if binary is None:
-        raise RuntimeError("h2load is not installed (Debian nghttp2-client)")
-    with tempfile.NamedTemporaryFile(suffix=".grpc") as body:
-        body.write(frame)
-        body.flush()
-        headers = [arg for header in GRPC_HEADERS for arg in ("-H", header)]
-        command = [
-            binary,
-            "-n",
-            str(requests),
-            "-c",
-            str(clients),
-            "-m",
-            str(streams),
-            "-t",
-            str(threads),
-            *headers,
-            "-d",
-            body.name,
-            url,
-        ]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load exited {done.returncode}:\n{done.stdout}{done.stderr}")
-    return parse(done.stdout)
+    headers = [arg for header in GRPC_HEADERS for arg in ("-H", header)]
+    options = ["-n", str(requests), "-c", str(clients), "-m", str(streams), "-t", str(threads)]
+    return parse(execute([*options, *headers], frame, url, timeout_s))
 
 
 def model_infer_frames(model: str, host: str, port: int) -> tuple[bytes, int]:

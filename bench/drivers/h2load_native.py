@@ -26,8 +26,6 @@ import asyncio
 import os
 import re
 import resource
-import subprocess
-import tempfile
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
@@ -77,22 +75,12 @@ def run_h1(
 ) -> _Run:
     """h2load --h1 posting ``request`` over ``connections`` connections, ``requests`` times
     (``-n``) or else for ``seconds`` (``-D``)."""
-    binary = h2load.h2load_binary()
-    if binary is None:
-        raise RuntimeError("h2load is not installed (Debian nghttp2-client)")
     headers = [arg for k, v in request.headers.items() for arg in ("-H", f"{k}: {v}")]
-    with tempfile.NamedTemporaryFile(suffix=".body") as body:
-        body.write(request.body)
-        body.flush()
-        amount = ["-n", str(requests)] if requests else ["-D", _duration(seconds)]
-        command = [binary, "--h1", *amount, "-c", str(connections), "-m", "1"]
-        command += [*headers, "-d", body.name, url + request.path]
-        before = _children_cpu()
-        done = subprocess.run(command, capture_output=True, text=True, timeout=seconds + 600)
-        cpu = _children_cpu() - before
-    if done.returncode != 0:
-        raise RuntimeError(f"h2load exited {done.returncode}:\n{done.stdout}{done.stderr}")
-    return _Run(h2load.parse(done.stdout), done.stdout, cpu)
+    amount = ["-n", str(requests)] if requests else ["-D", _duration(seconds)]
+    options = ["--h1", *amount, "-c", str(connections), "-m", "1", *headers]
+    before = _children_cpu()
+    output = h2load.execute(options, request.body, url + request.path, seconds + 600)
+    return _Run(h2load.parse(output), output, _children_cpu() - before)
 
 
 def run_grpc(
