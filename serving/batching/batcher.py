@@ -30,6 +30,8 @@ Clock = Callable[[], float]
 # Batches of one model in flight at once: one computing, one full batch waiting
 # right behind it in the compute queue.
 PIPELINE_DEPTH = 2
+# See Batcher._busy: one in this many inline-eligible idle requests computes on the thread.
+INLINE_PROBE = 16
 
 
 class BatchObserver(Protocol):
@@ -166,6 +168,13 @@ class Batcher:
         self._direct = 0
         # Recent compute time of lone requests (rises at once, decays slowly): inline or thread.
         self._recent_compute_s = 0.0
+        # Whether requests queued while the last batch computed on a thread. An inline run
+        # blocks the loop, so under load the next request always finds the model idle and
+        # batches never form; so once requests are seen waiting, idle ones go to the thread
+        # too, until a thread run finds nobody waiting. Every INLINE_PROBE-th inline-eligible
+        # request goes to the thread anyway, to notice load arriving.
+        self._busy = False
+        self._inline_runs = 0
         # With a batch delay the first request waits for company on purpose.
         self._idle_fast_path = limits.max_queue_delay_s == 0
 
@@ -218,7 +227,7 @@ class Batcher:
     async def _run_alone(self, item: Pending) -> np.ndarray:
         self._direct += 1
         try:
-            if self._recent_compute_s < self.limits.max_inline_compute_s:
+            if self._inline_now():
                 # Blocks the loop for less than the thread hand-off would cost; nothing
                 # else is queued for this model, and the estimate keeps slow models off it.
                 computed, pieces, start, seconds = self._compute_batch([item])
@@ -226,6 +235,7 @@ class Batcher:
                 computed, pieces, start, seconds = await self._compute.run(
                     self._compute_batch, [item]
                 )
+                self._busy = bool(self._queue)
             # Up at once, down slowly: one slow run is enough to leave the loop alone.
             recent = self._recent_compute_s
             self._recent_compute_s = seconds if seconds > recent else 0.8 * recent + 0.2 * seconds
@@ -240,6 +250,12 @@ class Batcher:
             raise DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
         self._observer.batch_done(item.count, [start - item.enqueued], seconds)
         return pieces[0]
+
+    def _inline_now(self) -> bool:
+        if self._busy or self._recent_compute_s >= self.limits.max_inline_compute_s:
+            return False
+        self._inline_runs += 1
+        return self._inline_runs % INLINE_PROBE != 0
 
     def _forget(self, item: Pending) -> None:
         # Runs when the future completes or the caller is cancelled: a cancelled
@@ -303,6 +319,7 @@ class Batcher:
             return
         try:
             computed, pieces, start, seconds = await self._compute.run(self._compute_batch, live)
+            self._busy = len(live) > 1 or bool(self._queue)
         except Exception as exc:  # fan the failure out to exactly this batch's requests
             log.exception("%s: batch of %d requests failed", self._name, len(live))
             for item in live:

@@ -8,7 +8,7 @@ from collections import deque
 import numpy as np
 import pytest
 
-from serving.batching.batcher import Batcher, BatchLimits, Pending, plan_batch
+from serving.batching.batcher import INLINE_PROBE, Batcher, BatchLimits, Pending, plan_batch
 from serving.batching.compute import ComputePool
 from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
 
@@ -337,3 +337,41 @@ def test_fast_models_run_inline_when_idle_and_slow_ones_move_to_the_compute_thre
     assert asyncio.run(scenario(0.0, 0.0)) == ["compute-0"] * 3
     # 50 ms is over the 5 ms budget: the first run shows it, later ones leave the loop.
     assert asyncio.run(scenario(0.05, 0.005)) == [main, "compute-0", "compute-0"]
+
+
+def test_inline_gives_way_to_batching_once_requests_wait_and_comes_back_when_they_stop():
+    main = threading.current_thread().name
+
+    async def scenario() -> tuple[list[str], list[int]]:
+        threads: list[str] = []
+        sizes: list[int] = []
+
+        def runtime(x: np.ndarray) -> np.ndarray:
+            name = threading.current_thread().name
+            threads.append(name)
+            sizes.append(x.shape[0])
+            if name != main:
+                time.sleep(0.05)  # long enough for the requests below to queue meanwhile
+            return x.reshape(x.shape[0], -1)[:, :1].copy()
+
+        limits = BatchLimits(8, 0.0, 64, max_inline_compute_s=1.0)
+        batcher = Batcher(runtime, limits, ComputePool(1, name="compute"), name="toy")
+        batcher.start()
+        for _ in range(INLINE_PROBE - 1):
+            await batcher.submit(images(1, 0.5))
+        # The probe computes on the thread, and three requests arrive while it does.
+        probe = asyncio.ensure_future(batcher.submit(images(1, 0.5)))
+        await asyncio.sleep(0.01)
+        waiting = [asyncio.ensure_future(batcher.submit(images(1, 0.5))) for _ in range(3)]
+        await asyncio.wait_for(asyncio.gather(probe, *waiting), 5)
+        # Requests waited: the next idle one goes to the thread too (so batches can form) ...
+        await batcher.submit(images(1, 0.5))
+        # ... finds nobody waiting, and the one after computes inline again.
+        await batcher.submit(images(1, 0.5))
+        await batcher.close()
+        return threads, sizes
+
+    threads, sizes = asyncio.run(scenario())
+    compute = "compute-0"
+    assert threads == [main] * (INLINE_PROBE - 1) + [compute, compute, compute, main]
+    assert sizes == [1] * (INLINE_PROBE - 1) + [1, 3, 1, 1]
