@@ -133,12 +133,21 @@ def run(
     streams: int,
     threads: int = 1,
     timeout_s: float = 600,
+    seconds: float = 0.0,
 ) -> H2loadResult:
-    """POST ``frame`` to ``url`` ``requests`` times over ``clients`` connections with
-    ``streams`` calls in flight on each (``clients * streams`` in flight in all)."""
+    """POST ``frame`` to ``url`` ``requests`` times (or, with ``seconds``, for that long) over
+    ``clients`` connections with ``streams`` calls in flight on each."""
     headers = [arg for header in GRPC_HEADERS for arg in ("-H", header)]
-    options = ["-n", str(requests), "-c", str(clients), "-m", str(streams), "-t", str(threads)]
-    return parse(execute([*options, *headers], frame, url, timeout_s))
+    amount = amount_options(requests, seconds)
+    options = [*amount, "-c", str(clients), "-m", str(streams), "-t", str(threads)]
+    return parse(execute([*options, *headers], frame, url, timeout_s + seconds))
+
+
+def amount_options(requests: int, seconds: float) -> list[str]:
+    """``-n requests``, or ``-D <seconds>`` when ``requests`` is 0 (h2load takes ``<n>ms``)."""
+    if requests:
+        return ["-n", str(requests)]
+    return ["-D", f"{max(1, round(seconds * 1000))}ms"]
 
 
 def model_infer_frames(model: str, host: str, port: int) -> tuple[bytes, int]:

@@ -1,9 +1,10 @@
 """Which asyncio event loop runs the server: uvloop where it is installed, else asyncio's.
 
-Measured on the 2-core CI machine (docs/performance.md): with uvloop a bare grpc.aio
-server answers ~20% more batch-1 calls per second and ours 5-18% more, at 5-7% less CPU
-per call, because every gRPC call costs the event loop about 16 callbacks and uvloop runs
-callbacks, futures and its selector in C.
+Measured on the 2-core CI machine (docs/performance.md, issue 13 second round): with uvloop a
+bare grpc.aio server answers ~28% more batch-1 calls per second, and ours with two workers
+13-17% more at 7-10% less CPU per call (one worker: inside the noise), because every gRPC call
+costs the event loop about 16 callbacks and uvloop runs callbacks, futures and its selector
+in C.
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ def resolve(kind: str) -> str:
     return kind
 
 
-def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
-    """A new-loop function for :class:`asyncio.Runner`."""
-    if resolve(kind) == "uvloop":
+def loop_factory(resolved: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A new-loop function for :class:`asyncio.Runner`, for a :func:`resolve` d name."""
+    if resolved == "uvloop":
         import uvloop
 
         return uvloop.new_event_loop
@@ -51,7 +52,7 @@ def loop_factory(kind: str) -> Callable[[], asyncio.AbstractEventLoop]:
 
 def run(main: Coroutine[Any, Any, T], kind: str = "auto") -> T:
     """``asyncio.run(main)`` on the chosen kind of loop."""
-    factory = loop_factory(kind)
-    log.info("event loop: %s", resolve(kind))
-    with asyncio.Runner(loop_factory=factory) as runner:
+    resolved = resolve(kind)
+    log.info("event loop: %s", resolved)
+    with asyncio.Runner(loop_factory=loop_factory(resolved)) as runner:
         return runner.run(main)

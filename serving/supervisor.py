@@ -82,12 +82,9 @@ class Replication:
 
 
 @dataclass
-class Gathering:
+class Gathering(Replication):
     """A statistics request: its origin waits for the other workers' snapshots."""
 
-    origin: int
-    ref: int
-    waiting: set[int] = field(default_factory=set)
     parts: list[Any] = field(default_factory=list)
 
 

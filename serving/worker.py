@@ -89,7 +89,8 @@ class WorkerLink:
 
     async def _gather(self, name: str, version: str) -> list[list[ModelStats]]:
         """The other workers' statistics snapshots for ``name``/``version``, via the
-        supervisor; whatever arrived (maybe nothing) once STATISTICS_TIMEOUT_S passed."""
+        supervisor (which answers once every live worker did); none at all when that takes
+        longer than STATISTICS_TIMEOUT_S, so the answer then counts this worker only."""
         ref = next(self._refs)
         parts = self._gathering[ref] = asyncio.get_running_loop().create_future()
         try:

@@ -49,11 +49,6 @@ UNVERIFIED = "UNVERIFIED"
 _ERROR_CLASSES = re.compile(r"status codes: \d+ 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx")
 
 
-def _duration(seconds: float) -> str:
-    """h2load's -D value (it takes milliseconds as ``<n>ms``)."""
-    return f"{max(1, round(seconds * 1000))}ms"
-
-
 def _children_cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -76,7 +71,7 @@ def run_h1(
     """h2load --h1 posting ``request`` over ``connections`` connections, ``requests`` times
     (``-n``) or else for ``seconds`` (``-D``)."""
     headers = [arg for k, v in request.headers.items() for arg in ("-H", f"{k}: {v}")]
-    amount = ["-n", str(requests)] if requests else ["-D", _duration(seconds)]
+    amount = h2load.amount_options(requests, seconds)
     options = ["--h1", *amount, "-c", str(connections), "-m", "1", *headers]
     before = _children_cpu()
     output = h2load.execute(options, request.body, url + request.path, seconds + 600)
@@ -84,12 +79,12 @@ def run_h1(
 
 
 def run_grpc(
-    url: str, frame: bytes, connections: int, requests: int
+    url: str, frame: bytes, connections: int, requests: int = 0, seconds: float = 0.0
 ) -> tuple[h2load.H2loadResult, float]:
-    """h2load (HTTP/2) posting the gRPC ``frame`` ``requests`` times, one call in flight per
-    connection; the result and h2load's CPU seconds."""
+    """h2load (HTTP/2) posting the gRPC ``frame`` ``requests`` times (or for ``seconds``), one
+    call in flight per connection; the result and h2load's CPU seconds."""
     before = _children_cpu()
-    result = h2load.run(url, frame, requests, connections, 1)
+    result = h2load.run(url, frame, requests, connections, 1, seconds=seconds)
     return result, _children_cpu() - before
 
 
@@ -204,12 +199,8 @@ class _Session:
         expect, answer_bytes = self._probe_v2(payload, scenario.batch)
         frame = h2load.grpc_frame(payload)
         url = f"http://{self.address}{h2load.MODEL_INFER_PATH}"
-        # The warm-up is a count too (bench.h2load runs -n): enough calls for ~the warm-up
-        # time at a first guess of the rate, then the measured count from its real rate.
-        warm, _ = run_grpc(url, frame, scenario.concurrency, max(2 * scenario.concurrency, 200))
-        rate = warm.requests_per_s
-        count = max(2 * scenario.concurrency, round(rate * max(plan.warmup, 0.05)))
-        warm, _ = run_grpc(url, frame, scenario.concurrency, count)
+        # As for REST: a timed warm-up gives the rate, the measured run is a count (-n).
+        warm, _ = run_grpc(url, frame, scenario.concurrency, seconds=max(plan.warmup, 0.05))
         count = max(2 * scenario.concurrency, round(warm.requests_per_s * plan.duration))
         window.start()
         measured, cpu = run_grpc(url, frame, scenario.concurrency, count)
