@@ -1,1 +1,1 @@
-"""gRPC transport: servicers, converters, interceptors, server assembly."""
+"""gRPC transport: servicers, converters, per-call handling, method table, server assembly."""

@@ -7,11 +7,13 @@ import logging
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from serving.api import digits_pb2, digits_pb2_grpc, open_inference_pb2, open_inference_pb2_grpc
 from serving.dataplane import DataPlane
-from serving.grpc.interceptors import ServingInterceptor
+from serving.grpc.calls import CallHandling, RequestIds
+from serving.grpc.interceptors import AuthInterceptor
+from serving.grpc.methods import MethodTable
 from serving.grpc.typed_servicer import TypedServicer
 from serving.grpc.v2_servicer import V2Servicer
 from serving.metrics import Metrics
@@ -79,23 +81,34 @@ class GrpcTransport:
 
     def _build(self) -> grpc.aio.Server:
         s = self._settings
+        ids = RequestIds()
         server = grpc.aio.server(
-            interceptors=[
-                ServingInterceptor(self._metrics, self._token, worker_pid(s.worker_count))
-            ],
+            interceptors=[AuthInterceptor(self._token, ids)] if self._token else [],
             options=grpc_options(s),
             maximum_concurrent_rpcs=None,
         )
-        digits_pb2_grpc.add_DigitClassifierServicer_to_server(
-            TypedServicer(self._dataplane, s.max_stream_inflight), server
+        calls = CallHandling(self._metrics, ids, worker_pid(s.worker_count))
+        methods = MethodTable()
+        methods.add(
+            open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server,
+            V2Servicer(self._dataplane, s.max_stream_inflight),
+            calls.wrap,
         )
-        open_inference_pb2_grpc.add_GRPCInferenceServiceServicer_to_server(
-            V2Servicer(self._dataplane, s.max_stream_inflight), server
+        methods.add(
+            digits_pb2_grpc.add_DigitClassifierServicer_to_server,
+            TypedServicer(self._dataplane, s.max_stream_inflight),
+            calls.wrap,
         )
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
-        reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        # Health and reflection are the library's own, unwrapped: unmetered, never failing
+        # through our error table.
+        methods.add(health_pb2_grpc.add_HealthServicer_to_server, self.health)
+        methods.add(
+            reflection_pb2_grpc.add_ServerReflectionServicer_to_server,
+            reflection.aio.ReflectionServicer(
+                (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
+            ),
         )
+        server.add_generic_rpc_handlers((methods,))
         address = f"{s.grpc_host}:{s.grpc_port}"
         credentials = server_credentials(s)
         try:
