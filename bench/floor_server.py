@@ -1,6 +1,8 @@
 """The transport floor: a KServe V2 gRPC server that runs no model and no code of ours.
 
 Every ``ModelInfer`` gets one fixed answer (ten zero probabilities, 1x10 FP32), built once.
+The method is served from a generic handler only, as the digits server serves its methods
+(serving/grpc/methods.py): grpc.aio's registered methods cost a task per method on every call.
 What such a server costs per call is what the gRPC library, the event loop and the kernel
 cost; no server on the same library can be cheaper. Three engines, to see which floor is
 lowest on this machine:
@@ -66,6 +68,18 @@ class _AioFloor(pb_grpc.GRPCInferenceServiceServicer):
         return self._answer
 
 
+def _register(servicer: _SyncFloor | _AioFloor, server: grpc.Server | grpc.aio.Server) -> None:
+    infer = grpc.unary_unary_rpc_method_handler(
+        servicer.ModelInfer,
+        request_deserializer=pb.ModelInferRequest.FromString,
+        response_serializer=pb.ModelInferResponse.SerializeToString,
+    )
+    service = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(service, {"ModelInfer": infer}),)
+    )
+
+
 def _ready(port: int) -> None:
     print(ReadyLine("floor-server", port, None, None, os.getpid()).format(), flush=True)
 
@@ -73,7 +87,7 @@ def _ready(port: int) -> None:
 def serve_sync(host: str, port: int, threads: int) -> None:
     """The synchronous server until SIGTERM/SIGINT."""
     server = grpc.server(ThreadPoolExecutor(max_workers=threads))
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_SyncFloor(), server)
+    _register(_SyncFloor(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -85,7 +99,7 @@ def serve_sync(host: str, port: int, threads: int) -> None:
 async def serve_aio(host: str, port: int) -> None:
     """The grpc.aio server until SIGTERM/SIGINT."""
     server = grpc.aio.server()
-    pb_grpc.add_GRPCInferenceServiceServicer_to_server(_AioFloor(), server)
+    _register(_AioFloor(), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     stop = asyncio.Event()
