@@ -3,7 +3,8 @@
 A synchronous ``grpc.server`` with a thread pool, implementing KServe V2
 ``ModelInfer`` by calling ``session.run`` once per request: no batching, no
 asyncio. By default the sessions use exactly the digits server's options
-(intra-op threads = CPU budget, spinning off) so the comparison isolates the
+(intra-op threads = CPU budget, spinning off, batches under 32 images on a one-thread
+copy: serving.runtime.onnx.Sessions) so the comparison isolates the
 serving architecture, not onnxruntime tuning; ``--session-options default``
 uses onnxruntime's defaults instead (threads = all cores, spinning on), which
 is what ``InferenceSession(path)`` in a first attempt gets.
@@ -33,14 +34,15 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from clients.server_process import ReadyLine
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc as pb_grpc
-from serving.runtime.onnx import RuntimeConfig
+from serving.runtime.onnx import RuntimeConfig, Sessions
 from serving.runtime.providers import cpu_budget
+from serving.settings import Settings
 
 
 class NaiveV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     """ModelInfer straight onto ``session.run``, one request at a time per thread."""
 
-    def __init__(self, sessions: dict[str, ort.InferenceSession]) -> None:
+    def __init__(self, sessions: dict[str, Sessions]) -> None:
         self._sessions = sessions
 
     def ServerReady(
@@ -51,8 +53,8 @@ class NaiveV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.ServicerContext
     ) -> pb.ModelInferResponse:
-        session = self._sessions.get(request.model_name)
-        if session is None:
+        sessions = self._sessions.get(request.model_name)
+        if sessions is None:
             context.abort(grpc.StatusCode.NOT_FOUND, f"model {request.model_name!r} not found")
         if len(request.inputs) != 1 or len(request.raw_input_contents) != 1:
             context.abort(grpc.StatusCode.INVALID_ARGUMENT, "send one FP32 input as raw contents")
@@ -60,6 +62,7 @@ class NaiveV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         images = np.frombuffer(request.raw_input_contents[0], dtype="<f4").reshape(
             list(tensor.shape)
         )
+        session = sessions.for_batch(images.shape[0])
         output = session.get_outputs()[0]
         result = session.run([output.name], {session.get_inputs()[0].name: images})[0]
         response = pb.ModelInferResponse(
@@ -73,14 +76,14 @@ class NaiveV2Servicer(pb_grpc.GRPCInferenceServiceServicer):
         return response
 
 
-def load_sessions(
-    root: Path, threads: int, defaults: bool = False
-) -> dict[str, ort.InferenceSession]:
+def load_sessions(root: Path, threads: int, defaults: bool = False) -> dict[str, Sessions]:
     """One session per model directory (its highest numbered version).
 
     ``defaults`` takes onnxruntime's own session options instead of the server's.
     """
-    config = RuntimeConfig(provider="cpu", intra_op_threads=threads)
+    config = RuntimeConfig(
+        provider="cpu", intra_op_threads=threads, parallel_min_batch=Settings().parallel_min_batch
+    )
     sessions = {}
     for model_dir in sorted(p for p in root.iterdir() if p.is_dir()):
         versions = [
@@ -89,11 +92,12 @@ def load_sessions(
         if not versions:
             continue
         latest = max(versions, key=lambda d: int(d.name))
-        sessions[model_dir.name] = ort.InferenceSession(
-            str(latest / "model.onnx"),
-            sess_options=None if defaults else config.session_options(),
-            providers=config.providers(),
-        )
+        path = latest / "model.onnx"
+        if defaults:
+            plain = ort.InferenceSession(str(path), providers=config.providers())
+            sessions[model_dir.name] = Sessions(plain, None, 0)
+        else:
+            sessions[model_dir.name] = Sessions.open(path, config)
     return sessions
 
 

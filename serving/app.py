@@ -36,6 +36,7 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         provider=settings.provider,
         device_id=settings.cuda_device_id,
         intra_op_threads=threads,
+        parallel_min_batch=settings.parallel_min_batch,
         graph_optimization=settings.graph_optimization,
         available_providers=available,
     )

@@ -102,6 +102,16 @@ class Settings:
         default=0,
         metadata=_opt("onnxruntime intra-op threads per session (0 = CPU budget)", 0, 256),
     )
+    parallel_min_batch: int = field(
+        default=32,
+        metadata=_opt(
+            "batches of at least this many images use every intra-op thread; smaller ones run "
+            "on a one-thread copy of the session, where extra threads cost more CPU than they "
+            "save (CPU provider only; 0 = always every thread)",
+            0,
+            1_000_000,
+        ),
+    )
     graph_optimization: str = field(
         default="all",
         metadata=_opt(

@@ -217,12 +217,17 @@ class Batcher:
             # a compute thread. Requests arriving meanwhile queue up and form the next batch.
             return await self._run_alone(Pending(images, future, now, deadline, queued=False))
         item = Pending(images, future, now, deadline)
-        future.add_done_callback(lambda _f, item=item: self._forget(item))
         self._queue.append(item)
         self._queued_images += count
         self._observer.queue_depth(self._queued_images)
         self._wakeup.set()
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            # A cancelled caller frees its queue slot at once instead of at batch time.
+            self._forget(item)
+            self._observer.queue_depth(self._queued_images)
+            raise
 
     async def _run_alone(self, item: Pending) -> np.ndarray:
         self._direct += 1
@@ -258,12 +263,10 @@ class Batcher:
         return self._inline_runs % INLINE_PROBE != 0
 
     def _forget(self, item: Pending) -> None:
-        # Runs when the future completes or the caller is cancelled: a cancelled
-        # request frees its queue slot at once instead of at batch time.
+        # Callers report the new queue depth: once per batch, not once per request.
         if item.queued:
             item.queued = False
             self._queued_images -= item.count
-            self._observer.queue_depth(self._queued_images)
 
     async def _loop(self) -> None:
         coalesced = False
@@ -315,6 +318,7 @@ class Batcher:
             self._forget(item)
             if not item.future.done():
                 live.append(item)
+        self._observer.queue_depth(self._queued_images)
         if not live:
             return
         try:

@@ -36,11 +36,14 @@ class RuntimeConfig:
     # Spinning intra-op threads burn the cores the gRPC event loop needs.
     allow_spinning: bool = False
     available_providers: tuple[str, ...] | None = None
+    # Batches smaller than this run on a second, one-thread session (CPU only; 0 = never).
+    parallel_min_batch: int = 0
 
-    def session_options(self) -> ort.SessionOptions:
-        """onnxruntime SessionOptions for this config."""
+    def session_options(self, threads: int | None = None) -> ort.SessionOptions:
+        """onnxruntime SessionOptions for this config (``threads``: intra-op threads, default
+        ``intra_op_threads``)."""
         options = ort.SessionOptions()
-        options.intra_op_num_threads = self.intra_op_threads
+        options.intra_op_num_threads = self.intra_op_threads if threads is None else threads
         options.inter_op_num_threads = 1
         options.graph_optimization_level = _OPT_LEVELS[self.graph_optimization]
         options.add_session_config_entry(
@@ -55,6 +58,47 @@ class RuntimeConfig:
         return select_providers(self.provider, available, self.device_id)
 
 
+class Sessions:
+    """One model file in one or two onnxruntime sessions, and which one a batch runs on.
+
+    With several intra-op threads a small batch costs more CPU than it saves wall time: on
+    the reference machine the cnn at batch 1-16 took 16-24% more CPU per image with two
+    threads than with one, at batch 64 5% (docs/performance.md, issue 13 third round), and
+    a loaded server has no idle core to give. So on the CPU, with ``intra_op_threads`` > 1
+    and ``parallel_min_batch`` > 0, batches below ``parallel_min_batch`` images run on a
+    one-thread session and larger ones on the session with every intra-op thread. A GPU
+    session is never doubled.
+    """
+
+    def __init__(
+        self, parallel: ort.InferenceSession, small: ort.InferenceSession | None, min_batch: int
+    ) -> None:
+        self.parallel = parallel
+        self.small = small
+        self.min_batch = min_batch
+
+    @classmethod
+    def open(cls, path: Path, config: RuntimeConfig) -> Sessions:
+        """The session(s) ``config`` asks for; onnxruntime errors propagate."""
+        providers = config.providers()
+        parallel = ort.InferenceSession(
+            str(path), sess_options=config.session_options(), providers=providers
+        )
+        small = None
+        on_cpu = parallel.get_providers()[0] == "CPUExecutionProvider"
+        if on_cpu and config.intra_op_threads > 1 and config.parallel_min_batch > 0:
+            small = ort.InferenceSession(
+                str(path), sess_options=config.session_options(threads=1), providers=providers
+            )
+        return cls(parallel, small, config.parallel_min_batch)
+
+    def for_batch(self, images: int) -> ort.InferenceSession:
+        """The session a batch of ``images`` runs on."""
+        if self.small is not None and images < self.min_batch:
+            return self.small
+        return self.parallel
+
+
 def _dims_match(declared: Sequence[int], actual: Sequence[object]) -> bool:
     if len(declared) != len(actual):
         return False
@@ -66,9 +110,9 @@ class OnnxModel:
     """A verified onnxruntime session with the signature its manifest promises."""
 
     def __init__(
-        self, session: ort.InferenceSession, manifest: ModelManifest, provider: str, device: str
+        self, sessions: Sessions, manifest: ModelManifest, provider: str, device: str
     ) -> None:
-        self.session = session
+        self.sessions = sessions
         self.manifest = manifest
         self.provider = provider
         self.device = device
@@ -86,24 +130,23 @@ class OnnxModel:
                 f"{onnx_path}: sha256 {actual} does not match model.json ({manifest.sha256})"
             )
         try:
-            session = ort.InferenceSession(
-                str(onnx_path), sess_options=config.session_options(), providers=config.providers()
-            )
+            sessions = Sessions.open(onnx_path, config)
         except ort.capi.onnxruntime_pybind11_state.Fail as exc:
             raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
         except Exception as exc:  # corrupt protobufs raise several ORT error types
             if type(exc).__module__.startswith("onnxruntime"):
                 raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
             raise
-        provider = check_active(config.provider, session.get_providers())
-        model = cls(session, manifest, provider, device_of(provider, config.device_id))
+        provider = check_active(config.provider, sessions.parallel.get_providers())
+        model = cls(sessions, manifest, provider, device_of(provider, config.device_id))
         model._check_signature()
         model._probe()
         return model
 
     def _check_signature(self) -> None:
         spec_in, spec_out = self.manifest.input, self.manifest.output
-        inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
+        session = self.sessions.parallel
+        inputs, outputs = session.get_inputs(), session.get_outputs()
         if len(inputs) != 1 or inputs[0].name != spec_in.name:
             raise ModelLoadError(
                 f"model.json declares input {spec_in.name!r}; the ONNX graph has "
@@ -127,6 +170,12 @@ class OnnxModel:
         probe = np.zeros(shape, dtype=np.float32)
         try:
             out = self.run(probe)
+            if self.sessions.small is not None:  # the batch-size split must not change answers
+                small = self.sessions.small.run(self._outputs, {self._input_name: probe})[0]
+                if not np.allclose(small, out, rtol=1e-4, atol=1e-5):
+                    raise ModelLoadError("probe batch: the one-thread session answers differently")
+        except ModelLoadError:
+            raise
         except Exception as exc:
             raise ModelLoadError(f"probe batch failed: {exc}") from None
         expected = (2, *self.manifest.output.shape[1:])
@@ -143,4 +192,5 @@ class OnnxModel:
 
     def run(self, images: np.ndarray) -> np.ndarray:
         """Run one batch (called from an executor thread)."""
-        return self.session.run(self._outputs, {self._input_name: images})[0]
+        session = self.sessions.for_batch(images.shape[0])
+        return session.run(self._outputs, {self._input_name: images})[0]
