@@ -140,7 +140,7 @@ class Settings:
         default=1024, metadata=_opt("images one request may carry", 1, 1_000_000)
     )
     max_inline_compute_us: int = field(
-        default=250,
+        default=1000,
         metadata=_opt(
             "run a request that finds its model idle on the event loop when the model's recent "
             "compute time is below this (skips the compute-thread hand-off; 0 = never)",
