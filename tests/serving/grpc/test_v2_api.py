@@ -99,6 +99,18 @@ def test_bad_input_is_invalid_argument_and_server_keeps_serving(v2, request_fact
     assert v2.ModelInfer(v2_request(random_images(1))).outputs[0].shape == [1, 10]
 
 
+def test_one_infinite_pixel_is_refused_but_a_sum_that_overflows_is_not(v2):
+    image = random_images(1)
+    image[0, 27, 27] = np.inf
+    code, details = status(v2.ModelInfer, v2_request(image))
+    assert code is grpc.StatusCode.INVALID_ARGUMENT and "NaN or Inf" in details
+    # Every pixel finite, though their float32 sum overflows to inf.
+    huge = np.full((1, 28, 28), 3e38, np.float32)
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(huge.sum())
+    assert v2.ModelInfer(v2_request(huge)).outputs[0].shape == [1, 10]
+
+
 def test_shape_error_names_input_expected_and_received(v2):
     _, details = status(v2.ModelInfer, v2_request(np.zeros((3, 784 * 2), np.float32)))
     assert "input 'images'" in details
