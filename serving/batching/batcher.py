@@ -249,7 +249,11 @@ class Batcher:
             raise
         finally:
             self._direct -= 1
-            self._wakeup.set()  # requests that queued meanwhile may go now
+            if self._queue or self._closing:
+                # Requests that queued meanwhile may go now (or close() waits for this one).
+                # Otherwise the batching loop has nothing to do: waking it would cost a task
+                # step per request on an idle model.
+                self._wakeup.set()
         if not computed:
             self._observer.rejected("deadline")
             raise DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
