@@ -42,11 +42,17 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     )
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
+    small = (
+        f" (batches under {config.parallel_min_batch} images: 1, on CPU)"
+        if threads > 1 and config.parallel_min_batch > 0
+        else ""
+    )
     log.info(
-        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per session, "
-        "%d batch(es) at once; provider request %r",
+        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per "
+        "session%s, %d batch(es) at once; provider request %r",
         budget,
         threads,
+        small,
         settings.max_concurrent_batches,
         settings.provider,
     )
