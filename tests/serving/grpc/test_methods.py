@@ -40,3 +40,15 @@ def test_a_registration_that_adds_no_methods_fails_loudly():
 
     with pytest.raises(RuntimeError, match="registered no methods"):
         MethodTable().add(register_nothing, object())
+
+
+UNKNOWN = [f"/{V2.full_name}/NoSuchMethod", "/no.such.Service/Call", "/grpc.health.v1.Health/No"]
+
+
+@pytest.mark.parametrize("path", UNKNOWN)
+def test_a_live_server_answers_unknown_methods_unimplemented(channel, v2, path):
+    call = channel.unary_unary(path)
+    with pytest.raises(grpc.RpcError) as err:
+        call(b"", timeout=5)
+    assert err.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    assert v2.ServerLive(open_inference_pb2.ServerLiveRequest()).live
