@@ -33,7 +33,12 @@ import numpy as np
 from bench import h2load
 from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, training_processes
 from bench.models import NULL_MODEL, build_repository
-from bench.servers import start_digits_server, start_floor_server, start_naive_server
+from bench.servers import (
+    scrape_batches,
+    start_digits_server,
+    start_floor_server,
+    start_naive_server,
+)
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
@@ -64,6 +69,8 @@ class Row:
     machine_busy_share: float
     rss_mb_per_process: float
     p50_c1_ms: float
+    # Images per computed batch during the h2load run; None for servers without our metrics.
+    mean_batch: float | None = None
 
 
 def _tree(pid: int) -> list[int]:
@@ -124,10 +131,17 @@ def measure(server: ServerProcess, name: str, model: str, workers: int, requests
     url = f"http://{address}{h2load.MODEL_INFER_PATH}"
     h2load.run(url, frame, min(2000, requests), CONNECTIONS, STREAMS)  # warm-up
     pids = _tree(server.pid)
+    metrics = ports.metrics if ports.metrics and ports.metrics > 0 else None
+    batches0 = scrape_batches(metrics, model) if metrics else None
     cpu0, busy0 = _cpu(pids), machine_busy_seconds()
     result = h2load.run(url, frame, requests, CONNECTIONS, STREAMS)
     cpu = _cpu(pids) - cpu0
     busy = machine_busy_seconds() - busy0
+    mean_batch = None
+    if metrics and batches0:
+        after = scrape_batches(metrics, model)
+        images, batches = after[0] - batches0[0], after[1] - batches0[1]
+        mean_batch = round(images / batches, 2) if batches else None
     answers = result.answers(answer_bytes)
     rss = [_rss_mb(p) for p in pids[1:] or pids]
     return Row(
@@ -142,6 +156,7 @@ def measure(server: ServerProcess, name: str, model: str, workers: int, requests
         machine_busy_share=round(cpu / busy, 3) if busy else 0.0,
         rss_mb_per_process=round(statistics.mean(rss), 1),
         p50_c1_ms=round(_p50_one_in_flight(address, model), 3),
+        mean_batch=mean_batch,
     )
 
 
@@ -178,13 +193,14 @@ def report(rows: list[Row]) -> str:
     """The table, with the issue's ratios per model."""
     lines = [
         f"{'server':24} {'model':7} {'req/s':>8} {'answers':>13} {'cpu s/1k img':>12} "
-        f"{'RSS MB/proc':>11} {'p50 c=1 ms':>10}"
+        f"{'RSS MB/proc':>11} {'p50 c=1 ms':>10} {'batch':>6}"
     ]
     for r in rows:
         lines.append(
             f"{r.server:24} {r.model:7} {r.requests_per_s:8.0f} "
             f"{r.answers:>6}/{r.requests:<6} {r.server_cpu_s_per_1k:12.3f} "
-            f"{r.rss_mb_per_process:11.0f} {r.p50_c1_ms:10.3f}"
+            f"{r.rss_mb_per_process:11.0f} {r.p50_c1_ms:10.3f} "
+            f"{'-' if r.mean_batch is None else f'{r.mean_batch:.1f}':>6}"
         )
     for model in MODELS:
         by = {r.server: r for r in rows if r.model == model}

@@ -1,5 +1,7 @@
 """bench.scaling: the ratios the issue asks for come out of the rows as defined."""
 
+import dataclasses
+
 from bench.scaling import Row, _tree, report
 
 
@@ -14,8 +16,10 @@ def test_report_computes_the_targets_from_one_run():
         _row("ours --workers 1", "cnn", 1, 1200, 0.6, 0.8),
         _row("ours --workers 2", "cnn", 2, 2000, 0.7, 0.8),
     ]
+    rows[3] = dataclasses.replace(rows[3], mean_batch=1.5)
     text = report(rows)
     assert "cnn: ours(--workers 2) / null(1 worker) = 2.00" in text
+    assert text.splitlines()[4].endswith("1.5") and text.splitlines()[1].endswith("-")
     assert "/ naive = 2.50" in text
     assert "c=1 p50 ours(1) 0.800 ms vs naive 0.900 ms" in text
     assert "cpu/img ours(1) / null = 1.20" in text
