@@ -138,7 +138,7 @@ def measure(server: ServerProcess, name: str, model: str, workers: int, requests
     cpu = _cpu(pids) - cpu0
     busy = machine_busy_seconds() - busy0
     mean_batch = None
-    if metrics and batches0:
+    if metrics and batches0 is not None:
         after = scrape_batches(metrics, model)
         images, batches = after[0] - batches0[0], after[1] - batches0[1]
         mean_batch = round(images / batches, 2) if batches else None

@@ -24,23 +24,22 @@ class MethodTable(grpc.GenericRpcHandler):
 
     def __init__(self) -> None:
         self._handlers: dict[str, grpc.RpcMethodHandler] = {}
-        self._wrap: Wrap | None = None
 
     def add(
         self, register: Callable[..., None], servicer: object, wrap: Wrap | None = None
     ) -> None:
         """``register(servicer, self)``: a generated ``add_*Servicer_to_server`` function;
         ``wrap`` is applied to each of that service's handlers."""
-        before = len(self._handlers)
-        self._wrap = wrap
-        try:
-            register(servicer, self)
-        finally:
-            self._wrap = None
-        if len(self._handlers) == before:
+        before = set(self._handlers)
+        register(servicer, self)
+        added = [path for path in self._handlers if path not in before]
+        if not added:
             # A grpcio-tools release that stops calling add_registered_method_handlers
             # would otherwise leave the service silently unanswered.
             raise RuntimeError(f"{register.__name__} registered no methods")
+        if wrap is not None:
+            for path in added:
+                self._handlers[path] = wrap(path, self._handlers[path])
 
     def add_generic_rpc_handlers(self, _handlers: Iterable[grpc.GenericRpcHandler]) -> None:
         """Ignored: the same methods arrive through :meth:`add_registered_method_handlers`."""
@@ -50,8 +49,7 @@ class MethodTable(grpc.GenericRpcHandler):
     ) -> None:
         """Keep one service's handlers (called by the generated code)."""
         for name, handler in handlers.items():
-            path = f"/{service}/{name}"
-            self._handlers[path] = self._wrap(path, handler) if self._wrap else handler
+            self._handlers[f"/{service}/{name}"] = handler
 
     def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
         """The handler of a call's method, None for a method nobody serves (UNIMPLEMENTED)."""
