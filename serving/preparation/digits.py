@@ -1,0 +1,184 @@
+"""Step 7: which ink parts make the digit (classify), or the digits of a number (read).
+
+A digit is a group of connected ink parts: specks are dropped by size, parts on the image's
+border (the sheet's edge, a shadow) give way to parts inside it, and the parts of a broken
+digit (a 5's detached bar, a 4 drawn in two strokes) are joined because they overlap
+horizontally. A part far wider than the line is tall is several touching digits, cut at the
+thinnest columns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from itertools import pairwise
+
+import numpy as np
+
+from serving.preparation.ink import Part
+
+# Parts smaller than this share of the largest part's area are specks.
+SPECK_FRACTION = 0.04
+MIN_AREA = 4
+# A border part is the digit only if no inside part has this share of its area.
+INSIDE_FRACTION = 0.3
+# Two parts overlapping horizontally by this share of the narrower one are one digit.
+JOIN_OVERLAP = 0.5
+# Wider than this many line heights: touching digits (MNIST digits are at most ~0.9 as wide
+# as tall); each is taken to be about DIGIT_WIDTH line heights wide.
+SPLIT_RATIO = 1.15
+DIGIT_WIDTH = 0.7
+# A group in a line shorter than this share of the line's height is a dash or a speck.
+MIN_HEIGHT_FRACTION = 0.35
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """One digit: the labels of its parts, its box in the label image, its text line."""
+
+    labels: tuple[int, ...]
+    top: int
+    left: int
+    bottom: int
+    right: int
+    line: int = 0
+
+    def mask(self, label_image: np.ndarray) -> np.ndarray:
+        """The digit's own pixels inside its box (other parts in the box left out)."""
+        crop = label_image[self.top : self.bottom, self.left : self.right]
+        if len(self.labels) == 1:
+            return crop == self.labels[0]
+        return np.isin(crop, self.labels)
+
+
+def _box(parts: Sequence[Part]) -> tuple[int, int, int, int]:
+    return (
+        min(p.top for p in parts),
+        min(p.left for p in parts),
+        max(p.bottom for p in parts),
+        max(p.right for p in parts),
+    )
+
+
+def _region(parts: Sequence[Part], line: int = 0) -> Region:
+    return Region(tuple(p.label for p in parts), *_box(parts), line=line)
+
+
+def significant(parts: Sequence[Part]) -> list[Part]:
+    """Parts that are not specks (``parts`` largest first)."""
+    if not parts:
+        return []
+    floor = max(MIN_AREA, SPECK_FRACTION * parts[0].area)
+    return [p for p in parts if p.area >= floor]
+
+
+def _inside_first(parts: list[Part], shape: tuple[int, ...]) -> list[Part]:
+    """Parts away from the image's border, unless the border holds the only big ones."""
+    inside = [p for p in parts if not p.touches_border(shape)]
+    if inside and inside[0].area >= INSIDE_FRACTION * parts[0].area:
+        return inside
+    return parts
+
+
+def choose_digit(parts: Sequence[Part], shape: tuple[int, ...]) -> Region | None:
+    """The one digit of a classify request: the largest part and the parts near it."""
+    candidates = _inside_first(significant(parts), shape)
+    if not candidates:
+        return None
+    main = candidates[0]
+    reach = 0.2 * max(main.height, main.width)
+    group = [main]
+    for part in candidates[1:]:
+        if (
+            part.left < main.right + reach
+            and part.right > main.left - reach
+            and part.top < main.bottom + reach
+            and part.bottom > main.top - reach
+        ):
+            group.append(part)
+    return _region(group)
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return min(a1, b1) - max(a0, b0)
+
+
+def _lines(parts: list[Part]) -> list[list[Part]]:
+    """Parts grouped into text lines by vertical overlap, tallest parts first; top to bottom."""
+    lines: list[list[Part]] = []
+    spans: list[list[int]] = []
+    for part in sorted(parts, key=lambda p: -p.height):
+        for index, (top, bottom) in enumerate(spans):
+            if _overlap(part.top, part.bottom, top, bottom) >= 0.5 * min(part.height, bottom - top):
+                lines[index].append(part)
+                spans[index] = [min(top, part.top), max(bottom, part.bottom)]
+                break
+        else:
+            lines.append([part])
+            spans.append([part.top, part.bottom])
+    order = sorted(range(len(lines)), key=lambda i: spans[i][0] + spans[i][1])
+    return [lines[i] for i in order]
+
+
+def _join(line: list[Part]) -> list[list[Part]]:
+    """Parts of one line grouped into digits by horizontal overlap, left to right."""
+    groups: list[list[Part]] = []
+    for part in sorted(line, key=lambda p: p.left):
+        if groups:
+            _, left, _, right = _box(groups[-1])
+            narrower = min(part.width, right - left)
+            if _overlap(part.left, part.right, left, right) >= JOIN_OVERLAP * narrower:
+                groups[-1].append(part)
+                continue
+        groups.append([part])
+    return groups
+
+
+def _split(region: Region, label_image: np.ndarray, line_height: int) -> list[Region]:
+    """Cut a region holding several touching digits at its thinnest columns."""
+    width = region.right - region.left
+    if width <= SPLIT_RATIO * line_height:
+        return [region]
+    count = max(2, round(width / (DIGIT_WIDTH * line_height)))
+    mask = region.mask(label_image)
+    profile = np.convolve(mask.sum(axis=0).astype(np.float32), np.ones(3) / 3, mode="same")
+    step = width / count
+    cuts = [0]
+    for k in range(1, count):
+        lo = max(cuts[-1] + 1, round(k * step - 0.35 * step))
+        hi = min(width - 1, round(k * step + 0.35 * step))
+        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else round(k * step))
+    cuts.append(width)
+    pieces = []
+    for start, stop in pairwise(cuts):
+        rows = np.nonzero(mask[:, start:stop].any(axis=1))[0]
+        if rows.size == 0:
+            continue
+        pieces.append(
+            Region(
+                region.labels,
+                region.top + int(rows[0]),
+                region.left + start,
+                region.top + int(rows[-1]) + 1,
+                region.left + stop,
+                region.line,
+            )
+        )
+    return pieces
+
+
+def segment(parts: Sequence[Part], label_image: np.ndarray) -> list[Region]:
+    """Every digit of a number in reading order: lines top to bottom, left to right in each."""
+    candidates = _inside_first(significant(parts), label_image.shape)
+    regions: list[Region] = []
+    for index, line in enumerate(_lines(candidates)):
+        groups = _join(line)
+        height = max(_box(g)[2] - _box(g)[0] for g in groups)
+        kept = [g for g in groups if _box(g)[2] - _box(g)[0] >= MIN_HEIGHT_FRACTION * height]
+        heights = sorted(_box(g)[2] - _box(g)[0] for g in kept)
+        line_height = heights[len(heights) // 2]
+        for group in kept:
+            regions.extend(_split(_region(group, index), label_image, line_height))
+    # Line numbers count only lines that kept a digit.
+    renumber = {old: new for new, old in enumerate(sorted({r.line for r in regions}))}
+    return [Region(r.labels, r.top, r.left, r.bottom, r.right, renumber[r.line]) for r in regions]

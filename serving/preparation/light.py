@@ -1,0 +1,91 @@
+"""Steps 3-4: RGB -> a grey image with light paper, then the light flattened out.
+
+Why in this order: the ink threshold (next step) must be picked on an image where paper has
+one brightness everywhere. A threshold picked before the light is flattened is picked on the
+shadow: the dim half of the sheet then counts as ink.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+
+# The background is estimated on a copy at most this many pixels on its longer side: the
+# light changes slowly, so a coarse estimate is as good and costs microseconds.
+BACKGROUND_SIDE = 64
+# The closing's size as a fraction of the longer side: wider than any pen stroke (a drawing
+# pad's brush is 1/12 of the pad), so strokes vanish from the estimate and paper remains.
+CLOSING_FRACTION = 1 / 3
+_EPSILON = np.float32(1 / 255)
+
+
+def _small(image: np.ndarray) -> np.ndarray:
+    """A copy at most about BACKGROUND_SIDE pixels per side (every n-th pixel)."""
+    step = max(1, -(-max(image.shape[:2]) // BACKGROUND_SIDE))
+    return image[::step, ::step]
+
+
+def light_paper(rgb: np.ndarray) -> np.ndarray:
+    """Invert light-on-dark images (MNIST's own convention, chalk on a board), so that paper
+    is light and ink dark from here on.
+
+    A light border is paper (scans, drawings, most photos). A dark border is either a dim
+    photo or light ink on a dark ground: then the side on which pixels stray furthest from
+    their neighbourhood's median is the ink's side.
+    """
+    luminance = rgb.mean(axis=2) if rgb.ndim == 3 else rgb
+    border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
+    if float(np.median(border)) > 0.5:
+        return rgb
+    small = _small(luminance)
+    size = max(3, round(max(small.shape) / 3) | 1)
+    deviation = small - ndimage.median_filter(small, size)
+    darkest, brightest = np.percentile(deviation, (1, 99))
+    return 1.0 - rgb if brightest > -darkest else rgb
+
+
+def grey(rgb: np.ndarray) -> np.ndarray:
+    """Each pixel's brightness relative to the paper's colour, in the channel where ink
+    differs most from paper: min over channels of pixel / paper.
+
+    Blue or red ink is dark in at least one channel (red ink in green and blue), pencil is
+    darker than grey paper in all three, and a tint of the light (warm lamps) divides out.
+    """
+    if rgb.ndim == 2:
+        return rgb
+    sample = _small(rgb).reshape(-1, 3)
+    paper = np.maximum(np.percentile(sample, 90, axis=0).astype(np.float32), _EPSILON)
+    return (rgb * (np.float32(1) / paper)).min(axis=2)
+
+
+def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
+    """Downsample by taking each factor x factor block's brightest pixel (paper wins)."""
+    if factor <= 1:
+        return image
+    height, width = image.shape
+    padded_h, padded_w = -(-height // factor) * factor, -(-width // factor) * factor
+    if (padded_h, padded_w) != (height, width):
+        image = np.pad(image, ((0, padded_h - height), (0, padded_w - width)), mode="edge")
+    return image.reshape(padded_h // factor, factor, padded_w // factor, factor).max(axis=(1, 3))
+
+
+def background(grey_image: np.ndarray) -> np.ndarray:
+    """The paper's brightness at every pixel: a morphological closing (strokes removed) of a
+    reduced copy, smoothed and enlarged back."""
+    height, width = grey_image.shape
+    factor = -(-max(height, width) // BACKGROUND_SIDE)
+    small = _block_max(grey_image, factor)
+    size = max(3, round(max(small.shape) * CLOSING_FRACTION) | 1)
+    closed = ndimage.minimum_filter(ndimage.maximum_filter(small, size), size)
+    smooth = ndimage.uniform_filter(closed, size)
+    if smooth.shape == grey_image.shape:
+        return smooth
+    return np.asarray(Image.fromarray(smooth).resize((width, height), Image.BILINEAR))
+
+
+def flatten(grey_image: np.ndarray) -> np.ndarray:
+    """Ink darkness in [0,1] (0 = paper): 1 - grey / background, so paper in a shadow and
+    paper in full light both come out as 0."""
+    flat = grey_image / np.maximum(background(grey_image), _EPSILON)
+    return np.clip(np.float32(1) - flat, 0.0, 1.0, out=flat)
