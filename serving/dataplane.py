@@ -18,6 +18,7 @@ from serving import __version__
 from serving.decoding import DecodePool
 from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
 from serving.model_format import PIXEL_SCALE, TensorSpec
+from serving.reading import ReadResult, check_reads_digits, read_result
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.runtime.providers import CUDA
@@ -326,6 +327,24 @@ class DataPlane:
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
             return await self._run(target, batch, deadline, batch if keep_prepared else None)
+
+    async def read(
+        self,
+        name: str,
+        version: str,
+        data: bytes,
+        deadline: float | None = None,
+        keep_prepared: bool = False,
+    ) -> ReadResult:
+        """Read every digit of one PNG/JPEG (a number), all digits in one batch."""
+        target = self.resolve(name, version)
+        check_reads_digits(target.name, target.manifest.labels)
+        with target.stats.request():
+            reading = await self._decoder.read(data)
+            self._check_count(len(reading.images), "digits found in the image")
+            batch = self.check_tensor(target, reading.images)
+            prepared = batch if keep_prepared else None
+            return read_result(reading, await self._run(target, batch, deadline, prepared))
 
     async def _run(
         self,

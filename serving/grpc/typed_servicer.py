@@ -10,6 +10,7 @@ from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.errors import InvalidInput
+from serving.grpc.read_converters import read_response_to_pb
 from serving.grpc.status import status_of
 from serving.grpc.streaming import pump
 from serving.grpc.typed_converters import model_info_to_pb, raw_images, response_to_pb
@@ -79,3 +80,11 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
         self, request: pb.GetModelRequest, context: grpc.aio.ServicerContext
     ) -> pb.ModelInfo:
         return model_info_to_pb(self._dataplane.model_info(request.model, request.version))
+
+    async def Read(
+        self, request: pb.ReadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReadResponse:
+        deadline = deadline_from_remaining(context.time_remaining())
+        result = await self._dataplane.read(request.model, request.version, request.image, deadline)
+        note_model(result.model, result.version)
+        return read_response_to_pb(result, request.request_id)
