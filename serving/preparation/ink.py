@@ -88,6 +88,11 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
     paper). A pen stroke is thicker than such a line, so a long stroke (a tall 1 filling a
     scan) stays, and so does a stroke's ink where it crosses a line."""
     height, width = mask.shape
+    # Cheap test first: a line that spans the image fills at least a quarter of some row or
+    # column (tilted lines included); most images have none.
+    wide = mask.sum(axis=1).max() >= width // 4 or mask.sum(axis=0).max() >= height // 4
+    if not wide:
+        return mask
     thin = max(2, min(height, width) // 40)
     lines = _runs(mask, max(8, int(LINE_FRACTION * width)), axis=1)
     lines &= ~_thicker_than(mask, thin, axis=0)

@@ -34,11 +34,12 @@ def light_paper(rgb: np.ndarray) -> np.ndarray:
     photo or light ink on a dark ground: then the side on which pixels stray furthest from
     their neighbourhood's median is the ink's side.
     """
-    luminance = rgb.mean(axis=2) if rgb.ndim == 3 else rgb
-    border = np.concatenate([luminance[0], luminance[-1], luminance[:, 0], luminance[:, -1]])
-    if float(np.median(border)) > 0.5:
+    edges = (rgb[0], rgb[-1], rgb[:, 0], rgb[:, -1])
+    border = np.concatenate(edges)
+    if float(np.median(border.mean(axis=-1) if rgb.ndim == 3 else border)) > 0.5:
         return rgb
-    small = _small(luminance)
+    small = _small(rgb)
+    small = small.mean(axis=2) if small.ndim == 3 else small
     size = max(3, round(max(small.shape) / 3) | 1)
     deviation = small - ndimage.median_filter(small, size)
     darkest, brightest = np.percentile(deviation, (1, 99))
@@ -56,18 +57,24 @@ def grey(rgb: np.ndarray) -> np.ndarray:
         return rgb
     sample = _small(rgb).reshape(-1, 3)
     paper = np.maximum(np.percentile(sample, 90, axis=0).astype(np.float32), _EPSILON)
-    return (rgb * (np.float32(1) / paper)).min(axis=2)
+    scale = np.float32(1) / paper
+    # Channel planes one at a time: a reduction over the interleaved last axis is ~5x slower.
+    out = rgb[..., 0] * scale[0]
+    np.minimum(out, rgb[..., 1] * scale[1], out=out)
+    return np.minimum(out, rgb[..., 2] * scale[2], out=out)
 
 
 def _block_max(image: np.ndarray, factor: int) -> np.ndarray:
-    """Downsample by taking each factor x factor block's brightest pixel (paper wins)."""
+    """Downsample by taking each factor x factor block's brightest pixel (paper wins); a
+    partial block at the bottom or right edge is dropped."""
+    factor = min(factor, *image.shape)
     if factor <= 1:
         return image
-    height, width = image.shape
-    padded_h, padded_w = -(-height // factor) * factor, -(-width // factor) * factor
-    if (padded_h, padded_w) != (height, width):
-        image = np.pad(image, ((0, padded_h - height), (0, padded_w - width)), mode="edge")
-    return image.reshape(padded_h // factor, factor, padded_w // factor, factor).max(axis=(1, 3))
+    height = image.shape[0] // factor * factor
+    width = image.shape[1] // factor * factor
+    # Strided row slices first (contiguous, fast), then the columns of the smaller result.
+    rows = np.maximum.reduce([image[i:height:factor] for i in range(factor)])
+    return rows[:, :width].reshape(rows.shape[0], width // factor, factor).max(axis=2)
 
 
 def background(grey_image: np.ndarray) -> np.ndarray:
