@@ -171,13 +171,13 @@ def number_photo(
     gap: float = 0.25,
 ) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """Several MNIST digits in a row, photographed; returns the photo and each digit's box."""
-    inks = [_trim_columns(ink_of(d, height)) for d in digits]
+    inks = [trim_columns(ink_of(d, height)) for d in digits]
     width = sum(i.shape[1] for i in inks) + round(gap * height) * len(inks) + height
     page, boxes = place(inks, (max(width, 2 * height), 2 * height), gap)
     return photo(page, look, rng), boxes
 
 
-def _trim_columns(ink: np.ndarray) -> np.ndarray:
-    """Drop the empty columns either side (MNIST's 28x28 field pads narrow digits like 1)."""
+def trim_columns(ink: np.ndarray) -> np.ndarray:
+    """Ink without its empty side columns (MNIST's 28x28 field pads narrow digits like 1)."""
     cols = np.nonzero(ink.max(axis=0) > 0.05)[0]
     return ink[:, cols.min() : cols.max() + 1] if cols.size else ink
