@@ -258,3 +258,11 @@ def test_reflection_lists_read(server):
         pool = DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
         service = pool.FindServiceByName("digits.v1.DigitClassifier")
         assert service.methods_by_name["Read"].output_type.full_name == "digits.v1.ReadResponse"
+
+
+def test_openapi_describes_read(server):
+    with urllib.request.urlopen(f"{server.http_url}/openapi.json", timeout=10) as response:
+        spec = json.loads(response.read())
+    read = spec["paths"]["/v1/read"]["post"]
+    assert set(read["requestBody"]["content"]) == {"image/png", "image/jpeg", "multipart/form-data"}
+    assert "ReadResponse" in spec["components"]["schemas"]
