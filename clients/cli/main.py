@@ -1,10 +1,10 @@
 """``digits-client``: talk to a digits server from the command line.
 
 Subcommands: ``grid`` (picture of 50 classified MNIST digits), ``classify``
-(your own PNG/JPEG files), ``read`` (a whole number in one photo), ``load`` (closed-loop load test), ``health`` and
-``models``; one module each in this package, with NAME, HELP, DESCRIPTION,
-``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line to stderr and
-exit non-zero.
+(your own PNG/JPEG files), ``read`` (a whole number in one photo), ``load`` (closed-loop
+load test), ``health`` and ``models``; one module each in this package, with NAME, HELP,
+DESCRIPTION, ``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line
+to stderr and exit non-zero.
 """
 
 from __future__ import annotations
