@@ -46,3 +46,21 @@ export async function classify(blob, model, signal) {
   const answer = await json(response);
   return { answer, elapsedMs: performance.now() - started };
 }
+
+/**
+ * POST one PNG/JPEG to v1/read: every digit in reading order, with boxes.
+ * @returns {Promise<{answer: object, elapsedMs: number}>}
+ */
+export async function readNumber(blob, model, signal) {
+  const params = new URLSearchParams();
+  if (model) params.set("model", model);
+  const started = performance.now();
+  const response = await fetch(`v1/read?${params}`, {
+    method: "POST",
+    headers: { "Content-Type": blob.type || "image/png" },
+    body: blob,
+    signal,
+  });
+  const answer = await json(response);
+  return { answer, elapsedMs: performance.now() - started };
+}

@@ -1,9 +1,10 @@
 // The draw-a-digit page: a drawing pad and a photo upload, classified by this server's
 // POST /v1/classify. Plain browser JavaScript modules: no build step, nothing from elsewhere.
 import { createAnswer } from "./answer.js";
-import { classify, listModels } from "./api.js";
+import { classify, listModels, readNumber } from "./api.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
+import { createReadView } from "./read.js";
 import { createUpload } from "./upload.js";
 
 // Wait after a stroke ends before sending, so a digit drawn in several strokes ("4", a "7"
@@ -11,6 +12,7 @@ import { createUpload } from "./upload.js";
 const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
+const reader = createReadView();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
 let source = null;
@@ -34,13 +36,24 @@ async function classifyCurrent() {
   const controller = new AbortController();
   inFlight = controller;
   const blob = source.kind === "upload" ? source.blob : pad.toPng();
-  answer.setStatus("Classifying\u2026", "busy");
+  answer.setStatus(reader.enabled() ? "Reading\u2026" : "Classifying\u2026", "busy");
   try {
+    if (reader.enabled()) {
+      const { answer: result, elapsedMs } = await readNumber(blob, picker.selected(), controller.signal);
+      if (seq !== requestSeq) return;
+      await reader.show(result, blob);
+      answer.reset(picker.labels());
+      answer.setStatus(
+        `Read ${result.digits.length} digit(s) with ${result.model} v${result.version} in ${elapsedMs.toFixed(0)} ms.`,
+      );
+      return;
+    }
     const { answer: result, elapsedMs } = await classify(blob, picker.selected(), controller.signal);
     if (seq === requestSeq) answer.show(result, elapsedMs);
   } catch (error) {
     if (error.name === "AbortError" || seq !== requestSeq) return;
     answer.reset(picker.labels());
+    reader.reset();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
       : `Cannot reach the server: ${error.message}`;
@@ -90,6 +103,7 @@ document.getElementById("clear").addEventListener("click", () => {
   pad.clear();
   upload.hide();
   answer.reset(picker.labels());
+  reader.reset();
   answer.setStatus("Cleared.");
 });
 
@@ -106,3 +120,8 @@ async function start() {
 }
 
 start();
+
+// Switching between one digit and a whole number answers the current image the new way.
+reader.onToggle(() => {
+  if (source) classifyCurrent();
+});
