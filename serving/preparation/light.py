@@ -84,8 +84,14 @@ def background(grey_image: np.ndarray) -> np.ndarray:
     factor = -(-max(height, width) // BACKGROUND_SIDE)
     small = _block_max(grey_image, factor)
     size = max(3, round(max(small.shape) * CLOSING_FRACTION) | 1)
-    closed = ndimage.minimum_filter(ndimage.maximum_filter(small, size), size)
+    # Near the border a closing sees light from one side only and overestimates a dim edge;
+    # continuing the image linearly past its border (odd reflection) keeps a gradient exact.
+    margin = min(size, *small.shape) - 1
+    padded = np.pad(small, margin, mode="reflect", reflect_type="odd") if margin > 0 else small
+    closed = ndimage.minimum_filter(ndimage.maximum_filter(padded, size), size)
     smooth = ndimage.uniform_filter(closed, size)
+    if margin > 0:
+        smooth = smooth[margin:-margin, margin:-margin]
     if smooth.shape == grey_image.shape:
         return smooth
     return np.asarray(Image.fromarray(smooth).resize((width, height), Image.BILINEAR))

@@ -5,7 +5,7 @@ const $ = (id) => document.getElementById(id);
 const BOX_COLOUR = "#e11d48";
 
 export function createReadView() {
-  const card = $("read-card");
+  const output = $("read-output");
   const toggle = $("read-mode");
   const text = $("read-text");
   const canvas = $("read-canvas");
@@ -48,10 +48,10 @@ export function createReadView() {
   }
 
   toggle.addEventListener("change", () => {
-    card.hidden = !toggle.checked;
+    output.hidden = !toggle.checked;
     reset();
   });
-  card.hidden = !toggle.checked;
+  output.hidden = !toggle.checked;
   reset();
   return { enabled, show, reset, onToggle: (fn) => toggle.addEventListener("change", fn) };
 }

@@ -52,6 +52,11 @@ def origin() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     driver = start_chromium(tmp_path_factory.mktemp("chromium-profile"))
+    # Let Chromium's own start page finish loading before the tests read the network log.
+    driver.get("about:blank")
+    WebDriverWait(driver, WAIT_S).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
     yield driver
     driver.quit()
 
