@@ -37,6 +37,10 @@ _UNREADABLE = (
 )
 
 
+# Where Pillow finds an orientation (EXIF, or XMP in JPEG and PNG).
+_MAY_BE_TURNED = frozenset({"exif", "Raw profile type exif", "xmp", "XML:com.adobe.xmp"})
+
+
 @dataclass(frozen=True, slots=True)
 class Decoded:
     """An upright image as float32 RGB in [0,1], and the size it has at full resolution.
@@ -116,6 +120,8 @@ def orient(image: Image.Image) -> Image.Image:
     upright frame a person sees.
     """
     full_width, full_height = image.info.get("full_size", image.size)
+    if not _MAY_BE_TURNED.intersection(image.info):
+        return image  # no EXIF or XMP: nothing to turn (exif_transpose would parse anyway)
     turned = ImageOps.exif_transpose(image)
     if turned.size != image.size:  # a quarter turn swaps the full size too
         full_width, full_height = full_height, full_width

@@ -24,23 +24,37 @@ LINE_FRACTION = 0.75
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 
-def otsu_level(ink: np.ndarray) -> tuple[float, float]:
-    """Otsu's threshold of ``ink`` in [0,1], and the gap between the two class means."""
-    hist = np.bincount((ink.ravel() * (_BINS - 1)).astype(np.intp), minlength=_BINS)
-    hist = hist.astype(np.float64)
-    centres = np.arange(_BINS) / (_BINS - 1)
-    weight = np.cumsum(hist)
-    total = weight[-1]
-    mass = np.cumsum(hist * centres)
-    below, above = weight[:-1], total - weight[:-1]
-    valid = (below > 0) & (above > 0)
-    if not valid.any():
-        return 1.0, 0.0
-    mean_below = np.where(valid, mass[:-1] / np.maximum(below, 1), 0)
-    mean_above = np.where(valid, (mass[-1] - mass[:-1]) / np.maximum(above, 1), 0)
-    between = np.where(valid, below * above * (mean_above - mean_below) ** 2, -1)
-    best = int(np.argmax(between))
-    return float(centres[best] + 0.5 / (_BINS - 1)), float(mean_above[best] - mean_below[best])
+_CENTRES = (np.arange(_BINS) + 0.5) / _BINS
+
+
+def _histogram(ink: np.ndarray) -> np.ndarray:
+    """Counts of ``ink`` values in _BINS equal bins over [0,1]."""
+    bins = np.minimum((ink.ravel() * _BINS).astype(np.intp), _BINS - 1)
+    return np.bincount(bins, minlength=_BINS).astype(np.float64)
+
+
+def otsu_bin(hist: np.ndarray, start: int = 0) -> int:
+    """Otsu's split of the histogram's bins from ``start`` on: the first bin of the upper
+    class (the one maximising the between-class variance)."""
+    counts = hist[start:]
+    if counts.size < 2:
+        return start
+    weighted = counts * _CENTRES[start:]
+    below = np.cumsum(counts)[:-1]
+    above = counts.sum() - below
+    mass_below = np.cumsum(weighted)[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gap = mass_below / below - (weighted.sum() - mass_below) / above
+        between = np.where((below > 0) & (above > 0), below * above * gap * gap, -1.0)
+    return start + int(np.argmax(between)) + 1
+
+
+def _class_gap(hist: np.ndarray, split: int) -> float:
+    """Mean ink of the bins from ``split`` on minus that of the bins below it."""
+    low, high = hist[:split], hist[split:]
+    if low.sum() == 0 or high.sum() == 0:
+        return 0.0
+    return float(high @ _CENTRES[split:] / high.sum() - low @ _CENTRES[:split] / low.sum())
 
 
 def threshold(ink: np.ndarray, what: str = "image") -> np.ndarray:
@@ -50,17 +64,15 @@ def threshold(ink: np.ndarray, what: str = "image") -> np.ndarray:
     paper's grain instead; while the two classes barely differ, Otsu is run again on the
     upper class alone. Raises InvalidInput when nothing stands out from the paper.
     """
-    values = ink.ravel()
-    level = 0.0
+    hist = _histogram(ink)
+    floor = int(MIN_LEVEL * _BINS)
+    start = 0
     for _ in range(3):
-        level, _ = otsu_level(values)
-        above = ink > max(level, MIN_LEVEL)
-        if above.any() and not above.all():
-            gap = float(ink[above].mean()) - float(ink[~above].mean())
-            if gap >= MIN_CONTRAST:
-                return above
-        values = values[values > level]
-        if values.size < 2:
+        split = max(otsu_bin(hist, start), floor)
+        if _class_gap(hist, split) >= MIN_CONTRAST:
+            return ink >= split / _BINS
+        start = split
+        if start >= _BINS - 1:
             break
     raise InvalidInput(f"{what}: no digit found (the image is blank or has no contrast)")
 
@@ -88,16 +100,20 @@ def remove_lines(mask: np.ndarray) -> np.ndarray:
     paper). A pen stroke is thicker than such a line, so a long stroke (a tall 1 filling a
     scan) stays, and so does a stroke's ink where it crosses a line."""
     height, width = mask.shape
-    # Cheap test first: a line that spans the image fills at least a quarter of some row or
-    # column (tilted lines included); most images have none.
-    wide = mask.sum(axis=1).max() >= width // 4 or mask.sum(axis=0).max() >= height // 4
-    if not wide:
-        return mask
     thin = max(2, min(height, width) // 40)
-    lines = _runs(mask, max(8, int(LINE_FRACTION * width)), axis=1)
-    lines &= ~_thicker_than(mask, thin, axis=0)
-    vertical = _runs(mask, max(8, int(LINE_FRACTION * height)), axis=0)
-    lines |= vertical & ~_thicker_than(mask, thin, axis=1)
+    lines = np.zeros_like(mask)
+    for axis, length in (
+        (1, max(8, int(LINE_FRACTION * width))),
+        (0, max(8, int(LINE_FRACTION * height))),
+    ):
+        # Cheap necessary condition first: a run of ``length`` in the mask thickened by 3
+        # across the line fills at least ``length`` of some row (column). Most images have
+        # none, and the filters below are then skipped.
+        across = np.moveaxis(mask, 1 - axis, 0)
+        thick = across[:-2] | across[1:-1] | across[2:] if across.shape[0] > 2 else across
+        if thick.sum(axis=1).max() < length:
+            continue
+        lines |= _runs(mask, length, axis) & ~_thicker_than(mask, thin, axis=1 - axis)
     return mask & ~lines if lines.any() else mask
 
 
