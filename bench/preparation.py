@@ -9,7 +9,8 @@ real handwriting and page-like drawings of training.handwriting, and MNIST test 
 photographed under examples/render.py's looks (uneven light and shadow, EXIF-turned, coloured
 ink, pencil on grey paper, specks and ruled lines). With ``--numbers``, sheets of 2-6 digits
 are read through ``Read`` (exact-number rate and per-digit accuracy). Then the p50 time of
-``serving.preprocess.prepare`` for a 160x120 photo and a 12-megapixel phone JPEG.
+``serving.preprocess.prepare`` for a 160x120 photo and a 12-megapixel phone JPEG (with
+``--baseline main`` also of serving/preprocess.py as it is at that git ref).
 """
 
 from __future__ import annotations
@@ -146,17 +147,40 @@ def _serve_and_measure(repository: Path, model: str, sets: dict, numbers: list) 
     return asyncio.run(run())
 
 
-def _p50_ms(fn: Callable[[], object], repeats: int) -> float:
+def _p50_ms(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Median wall and CPU (this process) milliseconds per call. On a shared machine the
+    CPU time is the steadier of the two."""
     fn()  # warm up
-    times = []
+    wall, cpu = [], []
     for _ in range(repeats):
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         fn()
-        times.append((time.perf_counter() - started) * 1000)
-    return statistics.median(times)
+        cpu.append((time.process_time() - started_cpu) * 1000)
+        wall.append((time.perf_counter() - started) * 1000)
+    return statistics.median(wall), statistics.median(cpu)
 
 
-def timing(seed: int, repeats: int) -> list[str]:
+def _baseline(ref: str) -> Callable[[bytes], object]:
+    """``prepare`` of serving/preprocess.py as it was at git ``ref`` (e.g. main before the
+    preparation package), loaded from a temporary copy."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    source = subprocess.run(
+        ["git", "show", f"{ref}:serving/preprocess.py"], check=True, capture_output=True
+    ).stdout
+    folder = Path(tempfile.mkdtemp())
+    (folder / "baseline_preprocess.py").write_bytes(source)
+    spec = importlib.util.spec_from_file_location(
+        "baseline_preprocess", folder / "baseline_preprocess.py"
+    )
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module.prepare
+
+
+def timing(seed: int, repeats: int, baseline: str = "") -> list[str]:
     """p50 of ``prepare`` for a 160x120 photo and a 4000x3000 (12 MP) phone JPEG."""
     from serving.preprocess import prepare
     from training.mnist import load_mnist
@@ -169,12 +193,18 @@ def timing(seed: int, repeats: int) -> list[str]:
         "JPEG",
         quality=90,
     )
-    return [
-        f"prepare p50, 160x120 JPEG ({len(small)} bytes): "
-        f"{_p50_ms(lambda: prepare(small), repeats * 10):.2f} ms",
-        f"prepare p50, 4000x3000 JPEG ({len(big) // 1024} KiB): "
-        f"{_p50_ms(lambda: prepare(big), repeats):.1f} ms",
-    ]
+    contenders = [("now", prepare)]
+    if baseline:
+        contenders.append((baseline, _baseline(baseline)))
+    lines = []
+    for name, data, runs in (("160x120", small, repeats * 20), ("4000x3000", big, repeats)):
+        for who, fn in contenders:
+            wall, cpu = _p50_ms(lambda fn=fn, data=data: fn(data), runs)
+            lines.append(
+                f"prepare p50, {name} JPEG ({len(data) // 1024} KiB), {who}: "
+                f"wall {wall:.2f} ms, cpu {cpu:.2f} ms"
+            )
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -187,6 +217,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--repeats", type=int, default=20, help="timing runs (12 MP image)")
     parser.add_argument("--skip-accuracy", action="store_true")
+    parser.add_argument(
+        "--baseline",
+        default="",
+        metavar="GIT_REF",
+        help="also time serving/preprocess.py at this ref",
+    )
     args = parser.parse_args(argv)
     if not args.skip_accuracy:
         sets = _conditions(args.count, args.seed)
@@ -194,7 +230,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"model {args.model}: condition, images, accuracy", flush=True)
         for line in _serve_and_measure(args.repository, args.model, sets, numbers):
             print(line, flush=True)
-    for line in timing(args.seed, args.repeats):
+    for line in timing(args.seed, args.repeats, args.baseline):
         print(line, flush=True)
     return 0
 

@@ -145,14 +145,26 @@ class Part:
 
 def components(mask: np.ndarray) -> tuple[np.ndarray, list[Part]]:
     """Label 8-connected ink parts; returns the label image and the parts, largest first."""
-    labels, count = ndimage.label(mask, structure=_EIGHT)
-    if count == 0:
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    labels = np.zeros(mask.shape, np.int32)
+    if rows.size == 0:
         return labels, []
-    areas = np.bincount(labels.ravel(), minlength=count + 1)
+    # Label only the box around the ink: on a photo it is a small part of the image.
+    top, left = int(rows[0]), int(cols[0])
+    box = (slice(top, int(rows[-1]) + 1), slice(left, int(cols[-1]) + 1))
+    count = ndimage.label(mask[box], structure=_EIGHT, output=labels[box])
+    areas = np.bincount(labels[box].ravel(), minlength=count + 1)
     parts = [
-        Part(index + 1, box[0].start, box[1].start, box[0].stop, box[1].stop, int(areas[index + 1]))
-        for index, box in enumerate(ndimage.find_objects(labels))
-        if box is not None
+        Part(
+            index + 1,
+            top + found[0].start,
+            left + found[1].start,
+            top + found[0].stop,
+            left + found[1].stop,
+            int(areas[index + 1]),
+        )
+        for index, found in enumerate(ndimage.find_objects(labels[box]))
+        if found is not None
     ]
     parts.sort(key=lambda p: -p.area)
     return labels, parts
