@@ -266,3 +266,18 @@ def test_openapi_describes_read(server):
     read = spec["paths"]["/v1/read"]["post"]
     assert set(read["requestBody"]["content"]) == {"image/png", "image/jpeg", "multipart/form-data"}
     assert "ReadResponse" in spec["components"]["schemas"]
+
+
+def test_the_readme_examples_exist_and_its_read_answer_is_the_servers(server):
+    import re
+
+    readme = (SHIPPED.parent / "README.md").read_text()
+    named = set(re.findall(r"examples/[\w.]+\.(?:png|jpg)", readme))
+    assert {"examples/number.jpg", "examples/photo.jpg", "examples/digit.png"} <= named
+    assert all((SHIPPED.parent / name).is_file() for name in named)
+    body = (SHIPPED.parent / "examples" / "number.jpg").read_bytes()
+    _, answer = post(server, "/v1/read", body, "image/jpeg")
+    assert answer["text"] == "2026" and '{"text":"2026"' in readme
+    for digit in answer["digits"]:
+        box = digit["box"]
+        assert f'"box":{{"x":{box["x"]},"y":{box["y"]},' in readme
