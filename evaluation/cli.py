@@ -51,13 +51,21 @@ def build_parser() -> argparse.ArgumentParser:
         help="only these single-digit conditions (repeat; default all)",
     )
     photos.add_argument("--data", type=Path, help="MNIST .npz or IDX directory (default: caches)")
+
+    from evaluation.run import add_run_arguments
+
+    add_run_arguments(commands.add_parser("run", help="send the set to a server and report"))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``digits-eval``."""
     args = build_parser().parse_args(argv)
-    return photos_command(args)
+    if args.command == "photos":
+        return photos_command(args)
+    from evaluation.run import run_command
+
+    return run_command(args)
 
 
 def photos_command(args: argparse.Namespace) -> int:
