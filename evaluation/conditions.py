@@ -101,7 +101,8 @@ def uneven_light(rng: np.random.Generator, index: int) -> Changes:
     """One side of the sheet at about half brightness, plus a soft shadow across part of it."""
     return {
         "light_low": float(rng.uniform(0.45, 0.55)),
-        "light_angle": float(rng.uniform(0, 360)),
+        # From one side of the frame to the opposite one (within 20 degrees of an axis).
+        "light_angle": float(90 * rng.integers(4) + rng.uniform(-20, 20)) % 360,
         "shadow": float(rng.uniform(0.2, 0.35)),
         "shadow_angle": float(rng.uniform(0, 360)),
     }

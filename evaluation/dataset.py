@@ -23,12 +23,12 @@ from evaluation.sheets import LAYOUTS, length_of, sheet
 LABELS = "labels.json"
 FORMAT = 1
 DEFAULT_SEED = 21
-DEFAULT_COUNT = 150
+DEFAULT_COUNT = 200
 DEFAULT_SHEETS = 20  # per length per (layout, condition)
 
 
 @dataclass(frozen=True)
-class TestDigits:
+class MnistTestDigits:
     """MNIST test images (uint8 [N,28,28], white on black) and labels, in test-set order."""
 
     images: np.ndarray
@@ -39,12 +39,12 @@ class TestDigits:
         return glyph(self.images[index], int(self.labels[index]), index)
 
 
-def load_test_digits(path: Path | None = None) -> TestDigits:
+def load_test_digits(path: Path | None = None) -> MnistTestDigits:
     """MNIST's test set through the project's verified loader (never the training set)."""
     from training.mnist import load_mnist
 
     mnist = load_mnist(path)
-    return TestDigits(mnist.x_test, mnist.y_test)
+    return MnistTestDigits(mnist.x_test, mnist.y_test)
 
 
 def digit_order(seed: int, n: int) -> np.ndarray:
@@ -54,7 +54,7 @@ def digit_order(seed: int, n: int) -> np.ndarray:
 
 def write_set(
     out: Path,
-    digits: TestDigits,
+    digits: MnistTestDigits,
     seed: int = DEFAULT_SEED,
     count: int = DEFAULT_COUNT,
     sheets_per_length: int = DEFAULT_SHEETS,
@@ -100,7 +100,7 @@ def _write_single(out: Path, condition: str, index: int, g: Glyph, seed: int) ->
 
 
 def _write_sheets(
-    out: Path, digits: TestDigits, order: np.ndarray, seed: int, per_length: int
+    out: Path, digits: MnistTestDigits, order: np.ndarray, seed: int, per_length: int
 ) -> Iterator[dict[str, Any]]:
     used = 0
     for layout, conditions in LAYOUTS.items():

@@ -70,6 +70,11 @@ def jitter_quad(quad: Quad, offsets: np.ndarray) -> Quad:
     )
 
 
+def shift_quad(quad: Quad, dx: float, dy: float = 0.0) -> Quad:
+    """Move every corner by (dx, dy)."""
+    return tuple((x + dx, y + dy) for x, y in quad)  # type: ignore[return-value]
+
+
 def homography(source: Quad, target: Quad) -> tuple[float, ...]:
     """Pillow PERSPECTIVE coefficients mapping ``target`` (output) points to ``source`` points.
 

@@ -1,8 +1,9 @@
 """Multi-digit sheets: a number of 2-6 MNIST test digits written across a sheet of paper.
 
-Layouts: ``separated`` (clear gaps between digits), ``touching`` (neighbours' ink boxes touch
-or overlap by up to 8 % of the digit height) and ``two_line`` (the digits split over two
-lines; the reading order is the first line left to right, then the second). The ground truth
+Layouts: ``separated`` (gaps of 25-45 % of the digit height between the ink boxes),
+``touching`` (neighbours' ink boxes touch or overlap by up to 8 % of the digit height) and
+``two_line`` (the digits split over two lines; the reading order is the first line left to
+right, then the second). The ground truth
 is the text, the lines, and each digit's ink box in upright pixels (after EXIF orientation).
 """
 
@@ -12,7 +13,16 @@ import math
 from dataclasses import dataclass
 
 from evaluation.conditions import Recipe, recipe
-from evaluation.geometry import Glyph, Quad, box_quad, jitter_quad, rotate_quad
+from evaluation.geometry import (
+    Glyph,
+    Quad,
+    box_quad,
+    ink_box,
+    ink_coverage,
+    jitter_quad,
+    rotate_quad,
+    shift_quad,
+)
 from evaluation.photos import stream
 from evaluation.render import Photo, render
 
@@ -87,6 +97,7 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
     for row, (line, fs, gs, span) in enumerate(zip(lines, sizes, gaps, spans, strict=True)):
         x = (width - span * digit_height) / 2 + float(place.uniform(-0.04, 0.04)) * width
         y = first_y + row * line_pitch
+        previous_right: int | None = None
         for g, f, gap in zip(line, fs, gs, strict=True):
             h = digit_height * f
             w = h * g.aspect
@@ -94,8 +105,20 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
             quad = rotate_quad(
                 box_quad(x + w / 2, cy, w, h), float(place.uniform(-4, 4)), (x + w / 2, cy)
             )
+            # Gaps are measured between the drawn ink boxes, so "separated" and "touching"
+            # hold for the ink itself (a whole-pixel shift moves the ink box exactly).
+            box = ink_box(ink_coverage(g, quad, size))
+            if box is None:
+                raise ValueError("a digit fell outside the frame")
+            shift = (
+                0
+                if previous_right is None
+                else round(previous_right + gap * digit_height) - box["x"]
+            )
+            quad = shift_quad(quad, shift)
             placed.append((g, quad))
-            x += w + gap * digit_height
+            previous_right = box["x"] + shift + box["width"]
+            x = previous_right + gap * digit_height
 
     rng = stream(seed, f"sheet-{layout}-{condition}", index)
     r = recipe(condition, rng, index)
