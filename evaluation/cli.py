@@ -20,7 +20,7 @@ from evaluation.dataset import (
 from evaluation.pictures import contact_sheet
 
 CONTACT_SHEET = "contact-sheet.png"
-_CONTACT_SINGLES = 8
+_CONTACT_SINGLES = 6
 _CONTACT_SHEETS = 5
 
 
@@ -55,6 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     from evaluation.run import add_run_arguments
 
     add_run_arguments(commands.add_parser("run", help="send the set to a server and report"))
+
+    table = commands.add_parser("table", help="markdown tables from results.json files")
+    table.add_argument("results", type=Path, nargs="+", help="results.json of one or more runs")
+    table.add_argument(
+        "--title", action="append", default=[], help="a column title per file (in order)"
+    )
     return parser
 
 
@@ -63,6 +69,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "photos":
         return photos_command(args)
+    if args.command == "table":
+        from evaluation.tables import load, markdown
+
+        print(markdown(load(args.results, args.title)), end="")
+        return 0
     from evaluation.run import run_command
 
     return run_command(args)

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-_THUMB_HEIGHT = 90
+_THUMB_HEIGHT = 72
 _LABEL_WIDTH = 220
 _PAD = 4
 
@@ -49,7 +49,8 @@ def contact_sheet(rows: Sequence[tuple[str, Sequence[Path]]], out: Path) -> Path
             sheet.paste(t, (x, y))
             x += t.width + _PAD
     out.parent.mkdir(parents=True, exist_ok=True)
-    sheet.save(out, format="PNG", optimize=True)
+    # A 256-colour palette keeps the picture small enough for the docs.
+    sheet.quantize(256, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
     return out
 
 
@@ -111,5 +112,5 @@ def results_figure(examples: Sequence[Example], out: Path) -> Path:
         figure.paste(column, (x, _PAD))
         x += column.width + _PAD
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.save(out, format="PNG", optimize=True)
+    figure.quantize(256, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
     return out
