@@ -44,13 +44,20 @@ def contact_sheet(rows: Sequence[tuple[str, Sequence[Path]]], out: Path) -> Path
     for r, (title, row) in enumerate(thumbs):
         y = _PAD + r * (_THUMB_HEIGHT + _PAD)
         draw.text((_PAD, y + _THUMB_HEIGHT // 2 - 8), title, fill="black", font=font)
-        x = _LABEL_WIDTH
-        for t in row:
-            sheet.paste(t, (x, y))
-            x += t.width + _PAD
+        _paste_row(sheet, row, _LABEL_WIDTH, y)
+    return _save(sheet, out)
+
+
+def _paste_row(canvas: Image.Image, images: Sequence[Image.Image], x: int, y: int) -> None:
+    for image in images:
+        canvas.paste(image, (x, y))
+        x += image.width + _PAD
+
+
+def _save(picture: Image.Image, out: Path) -> Path:
     out.parent.mkdir(parents=True, exist_ok=True)
     # A 256-colour palette keeps the picture small enough for the docs.
-    sheet.quantize(256, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
+    picture.quantize(256, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
     return out
 
 
@@ -107,10 +114,5 @@ def results_figure(examples: Sequence[Example], out: Path) -> Path:
     width = sum(c.width for c in columns) + _PAD * (len(columns) + 1)
     height = max(c.height for c in columns) + 2 * _PAD
     figure = Image.new("RGB", (width, height), (235, 235, 235))
-    x = _PAD
-    for column in columns:
-        figure.paste(column, (x, _PAD))
-        x += column.width + _PAD
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.quantize(256, dither=Image.Dither.NONE).save(out, format="PNG", optimize=True)
-    return out
+    _paste_row(figure, columns, _PAD, _PAD)
+    return _save(figure, out)

@@ -55,8 +55,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--model",
-        action="append",
-        help="model to evaluate (repeat for several; default: the server's default model)",
+        action="extend",
+        nargs="+",
+        help="models to evaluate (default: the server's default model)",
     )
     parser.add_argument(
         "--out", type=Path, help="where results.json and the PNGs go (default: SET/results)"
