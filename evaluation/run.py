@@ -39,7 +39,12 @@ FIGURE_SINGLES = (
     "exif",
     "phone",
 )
-FIGURE_SHEETS = (("separated", "scan"), ("separated", "phone"), ("touching", "scan"))
+FIGURE_SHEETS = (
+    ("separated", "scan"),
+    ("separated", "phone"),
+    ("touching", "scan"),
+    ("two_line", "phone"),
+)
 
 T = TypeVar("T")
 R = TypeVar("R")
