@@ -1,7 +1,8 @@
 """Multi-digit sheets: a number of 2-6 MNIST test digits written across a sheet of paper.
 
 Layouts: ``separated`` (gaps of 25-45 % of the digit height between the ink boxes),
-``touching`` (neighbours' ink boxes touch or overlap by up to 8 % of the digit height) and
+``touching`` (neighbours' ink touches: each digit slides left until its ink meets the line's,
+then up to 3 % of the digit height further) and
 ``two_line`` (the digits split over two lines; the reading order is the first line left to
 right, then the second). The ground truth
 is the text, the lines, and each digit's ink box in upright pixels (after EXIF orientation).
@@ -11,6 +12,8 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+import numpy as np
 
 from evaluation.conditions import Recipe, recipe
 from evaluation.geometry import (
@@ -46,6 +49,7 @@ class Sheet:
     lines: tuple[tuple[Glyph, ...], ...]
     size: tuple[int, int]
     recipe: Recipe
+    quads: tuple[Quad, ...]  # where each digit was drawn, in reading order
     photo: Photo
 
     @property
@@ -79,7 +83,7 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
     # Per digit: height factor, gap after it (fraction of the height), vertical offset, slant.
     sizes = [place.uniform(0.9, 1.1, len(line)) for line in lines]
     if layout == "touching":
-        gaps = [-place.uniform(0.0, 0.08, len(line)) for line in lines]
+        gaps = [np.zeros(len(line)) for line in lines]
     else:
         gaps = [place.uniform(0.25, 0.45, len(line)) for line in lines]
     spans = [
@@ -98,6 +102,7 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
         x = (width - span * digit_height) / 2 + float(place.uniform(-0.04, 0.04)) * width
         y = first_y + row * line_pitch
         previous_right: int | None = None
+        line_ink: np.ndarray | None = None
         for g, f, gap in zip(line, fs, gs, strict=True):
             h = digit_height * f
             w = h * g.aspect
@@ -105,8 +110,8 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
             quad = rotate_quad(
                 box_quad(x + w / 2, cy, w, h), float(place.uniform(-4, 4)), (x + w / 2, cy)
             )
-            # Gaps are measured between the drawn ink boxes, so "separated" and "touching"
-            # hold for the ink itself (a whole-pixel shift moves the ink box exactly).
+            # Gaps are measured between the drawn ink boxes, so "separated" holds for the ink
+            # itself (a whole-pixel shift moves the ink exactly).
             box = ink_box(ink_coverage(g, quad, size))
             if box is None:
                 raise ValueError("a digit fell outside the frame")
@@ -116,7 +121,16 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
                 else round(previous_right + gap * digit_height) - box["x"]
             )
             quad = shift_quad(quad, shift)
+            ink = ink_coverage(g, quad, size) > 0.5
+            if layout == "touching" and line_ink is not None:
+                # From boxes that meet, slide on until the inks touch, then a little further.
+                slide = _slide_to_contact(line_ink, ink, round(0.3 * digit_height))
+                slide += round(float(place.uniform(0.0, 0.03)) * digit_height)
+                quad = shift_quad(quad, -slide)
+                ink = ink_coverage(g, quad, size) > 0.5
+                shift -= slide
             placed.append((g, quad))
+            line_ink = ink if line_ink is None else line_ink | ink
             previous_right = box["x"] + shift + box["width"]
             x = previous_right + gap * digit_height
 
@@ -132,4 +146,16 @@ def sheet(layout: str, condition: str, index: int, digits: list[Glyph], seed: in
             quad = jitter_quad(quad, rng.uniform(-1, 1, (4, 2)) * r.perspective * digit_height)
         moved.append((g, quad))
     photo = render(r, size, moved, digit_height, rng)
-    return Sheet(layout, condition, index, lines, size, r, photo)
+    return Sheet(layout, condition, index, lines, size, r, tuple(q for _, q in moved), photo)
+
+
+def _slide_to_contact(line_ink: np.ndarray, ink: np.ndarray, limit: int) -> int:
+    """How far ``ink`` must move left (pixels, at most ``limit``) to touch ``line_ink``."""
+    for step in range(limit + 1):
+        if step == 0:
+            touching = (line_ink & ink).any()
+        else:
+            touching = (line_ink[:, :-step] & ink[:, step:]).any()
+        if touching:
+            return step
+    return limit
