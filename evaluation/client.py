@@ -81,13 +81,16 @@ class HttpApi:
 
     def classify(self, jpeg: bytes, model: str, debug: bool = False) -> Answer:
         """``POST /v1/classify`` with the JPEG as the raw body (``?debug=1`` for ``prepared``)."""
+        return self._post_image("/v1/classify", jpeg, model, debug)
+
+    def read(self, jpeg: bytes, model: str, debug: bool = False) -> Answer:
+        """``POST /v1/read`` with the JPEG as the raw body (``?debug=1`` for ``prepared``)."""
+        return self._post_image("/v1/read", jpeg, model, debug)
+
+    def _post_image(self, endpoint: str, jpeg: bytes, model: str, debug: bool) -> Answer:
         query = {"model": model}
         if debug:
             query["debug"] = "1"
-        path = "/v1/classify?" + urllib.parse.urlencode(query)
-        return self.request("POST", path, jpeg, "image/jpeg")
-
-    def read(self, jpeg: bytes, model: str) -> Answer:
-        """``POST /v1/read`` with the JPEG as the raw body."""
-        path = "/v1/read?" + urllib.parse.urlencode({"model": model})
-        return self.request("POST", path, jpeg, "image/jpeg")
+        return self.request(
+            "POST", f"{endpoint}?{urllib.parse.urlencode(query)}", jpeg, "image/jpeg"
+        )

@@ -24,9 +24,13 @@ def shown(path: Path) -> Image.Image:
         return ImageOps.exif_transpose(image).convert("RGB")
 
 
-def _thumb(image: Image.Image, height: int = _THUMB_HEIGHT) -> Image.Image:
+def _thumb(
+    image: Image.Image,
+    height: int = _THUMB_HEIGHT,
+    resample: Image.Resampling = Image.Resampling.LANCZOS,
+) -> Image.Image:
     width = max(1, round(image.width * height / image.height))
-    return image.resize((width, height), Image.Resampling.LANCZOS)
+    return image.resize((width, height), resample)
 
 
 def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
@@ -70,7 +74,7 @@ class Example:
     truth: str
     answer: str
     probability: float | None
-    prepared: np.ndarray | None  # [28,28] in [0,1], white on black, from ?debug=1
+    prepared: np.ndarray | None  # [28,W] in [0,1], white on black, from ?debug=1
     boxes: Sequence[dict[str, Any]] = ()  # /v1/read's digit boxes, drawn on the photo
 
 
@@ -88,7 +92,13 @@ def results_figure(examples: Sequence[Example], out: Path) -> Path:
                 x, y, w, h = box["x"], box["y"], box["width"], box["height"]
                 draw.rectangle((x, y, x + w - 1, y + h - 1), outline=(230, 30, 30), width=line)
         thumb = _thumb(photo, photo_height)
-        width = max(thumb.width, prepared_side) + 2 * _PAD
+        tile = None
+        if ex.prepared is not None:
+            pixels = np.round(np.clip(ex.prepared, 0.0, 1.0) * 255).astype(np.uint8)
+            tile = _thumb(
+                Image.fromarray(pixels, mode="L"), prepared_side, Image.Resampling.NEAREST
+            ).convert("RGB")
+        width = max(thumb.width, tile.width if tile else 0, prepared_side) + 2 * _PAD
         column = Image.new(
             "RGB", (width, 18 + photo_height + prepared_side + text_height + 4 * _PAD), "white"
         )
@@ -96,12 +106,8 @@ def results_figure(examples: Sequence[Example], out: Path) -> Path:
         draw.text((_PAD, 2), ex.title, fill="black", font=small)
         column.paste(thumb, (_PAD, 18))
         y = 18 + photo_height + _PAD
-        if ex.prepared is not None:
-            pixels = np.round(np.clip(ex.prepared, 0.0, 1.0) * 255).astype(np.uint8)
-            tile = Image.fromarray(pixels, mode="L").resize(
-                (prepared_side, prepared_side), Image.Resampling.NEAREST
-            )
-            column.paste(tile.convert("RGB"), (_PAD, y))
+        if tile is not None:
+            column.paste(tile, (_PAD, y))
         else:
             draw.text((_PAD, y + 30), "(no prepared image)", fill="grey", font=small)
         y += prepared_side + _PAD

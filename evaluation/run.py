@@ -304,6 +304,15 @@ def _cell(s: dict[str, Any] | None) -> str:
     return f"{_num(s['exact_rate'])[:5]}/{_num(s['digit_accuracy'])[:5]:>5}".rjust(14)
 
 
+def _strip(prepared: np.ndarray) -> np.ndarray:
+    """The prepared 28x28 digits of a sheet side by side, 2 pixels apart."""
+    gap = np.zeros((28, 2), dtype=np.float32)
+    parts: list[np.ndarray] = []
+    for digit in prepared:
+        parts += [digit, gap]
+    return np.concatenate(parts[:-1], axis=1)
+
+
 def figure(
     api: HttpApi,
     directory: Path,
@@ -331,27 +340,29 @@ def figure(
             )
         else:
             examples.append(Example(path, condition, truth, f"HTTP {answer.status}", None, None))
-    by_file = {r["file"]: r for r in result["answers"]["sheets"]}
+    if result["numbers"] is None:
+        return results_figure(examples, out)
     for layout, condition in FIGURE_SHEETS:
         item = next(
             (s for s in labels["sheets"] if (s["layout"], s["condition"]) == (layout, condition)),
             None,
         )
-        record = by_file.get(item["file"]) if item else None
-        if item is None or record is None:
+        if item is None:
             continue
-        boxes = [d["box"] for d in record["digits"] if isinstance(d.get("box"), dict)]
-        examples.append(
-            Example(
-                directory / item["file"],
-                f"{layout}/{condition}",
-                item["text"],
-                digits_only(record["answer"])
-                if record["status"] == 200
-                else f"HTTP {record['status']}",
-                None,
-                None,
-                boxes,
+        path = directory / item["file"]
+        answer = api.read(path.read_bytes(), model["name"], debug=True)
+        if answer.status != 200:
+            examples.append(
+                Example(
+                    path, f"{layout}/{condition}", item["text"], f"HTTP {answer.status}", None, None
+                )
             )
+            continue
+        boxes = [d["box"] for d in answer.body.get("digits", []) if isinstance(d.get("box"), dict)]
+        prepared = answer.body.get("prepared")
+        strip = _strip(np.asarray(prepared, dtype=np.float32)) if prepared else None
+        said = digits_only(str(answer.body.get("text", "")))
+        examples.append(
+            Example(path, f"{layout}/{condition}", item["text"], said, None, strip, boxes)
         )
     return results_figure(examples, out)
