@@ -28,8 +28,14 @@ JOIN_OVERLAP = 0.5
 # as tall); each is taken to be about DIGIT_WIDTH line heights wide.
 SPLIT_RATIO = 1.15
 DIGIT_WIDTH = 0.7
-# A group in a line shorter than this share of the line's height is a dash or a speck.
+# A group in a line shorter than this share of the line's height is a dash or a speck...
 MIN_HEIGHT_FRACTION = 0.35
+# ...and one shorter than this, next to a digit (closer than FRAGMENT_GAP line heights), is a
+# piece of that digit (a 5's bar or a 7's stroke that the pen or the scan broke off).
+FRAGMENT_FRACTION = 0.65
+FRAGMENT_GAP = 0.25
+# A cut between touching digits crosses at most this many stroke widths of ink (ink x strokes).
+CUT_STROKES = 2.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,13 +168,23 @@ def _split(region: Region, label_image: np.ndarray, line_height: int) -> list[Re
     runs = (mask[1:] & ~mask[:-1]).sum(axis=0) + mask[0]
     cost = mask.sum(axis=0) * np.maximum(runs, 1)
     profile = np.convolve(cost.astype(np.float32), np.ones(3) / 3, mode="same")
+    # The pen's stroke width: ink per stroke in a typical column.
+    inked = runs > 0
+    stroke = float(np.median(mask.sum(axis=0)[inked] / runs[inked])) if inked.any() else 1.0
     step = width / count
     cuts = [0]
     for k in range(1, count):
         # Near the expected cut only: the inside of a 0 is as thin as the join of two digits.
         lo = max(cuts[-1] + 1, round(k * step - 0.25 * step))
         hi = min(width - 1, round(k * step + 0.25 * step))
-        cuts.append(lo + int(np.argmin(profile[lo:hi])) if hi > lo else round(k * step))
+        if hi <= lo:
+            continue
+        cut = lo + int(np.argmin(profile[lo:hi]))
+        # Only where the column crosses about one stroke: a wide 0 or a 9's loop is not cut.
+        if profile[cut] <= CUT_STROKES * stroke:
+            cuts.append(cut)
+    if len(cuts) == 1:
+        return [region]
     cuts.append(width)
     pieces = []
     for start, stop in pairwise(cuts):
@@ -188,18 +204,60 @@ def _split(region: Region, label_image: np.ndarray, line_height: int) -> list[Re
     return pieces
 
 
+def _height(group: list[Part]) -> int:
+    top, _, bottom, _ = _box(group)
+    return bottom - top
+
+
+def _gap(a: list[Part], b: list[Part]) -> int:
+    """Horizontal space between two groups (0 when they overlap)."""
+    _, a_left, _, a_right = _box(a)
+    _, b_left, _, b_right = _box(b)
+    return max(b_left - a_right, a_left - b_right, 0)
+
+
+def _absorb_fragments(
+    groups: list[list[Part]], line_height: int, whole: set[int]
+) -> list[list[Part]]:
+    """Join short groups to the digit right beside them; drop short ones standing alone.
+    The ids of groups that took a fragment in are added to ``whole``: one digit, not cut."""
+    groups = [list(g) for g in groups]
+    for group in sorted(groups, key=_height):
+        if _height(group) >= FRAGMENT_FRACTION * line_height:
+            break
+        others = [g for g in groups if g is not group]
+        if not others:
+            break
+        nearest = min(others, key=lambda other, group=group: _gap(group, other))
+        if _gap(group, nearest) <= FRAGMENT_GAP * line_height:
+            nearest.extend(group)
+            groups.remove(group)
+            whole.add(id(nearest))
+        elif _height(group) < MIN_HEIGHT_FRACTION * line_height:
+            groups.remove(group)
+    return sorted(groups, key=lambda g: _box(g)[1])
+
+
 def segment(parts: Sequence[Part], label_image: np.ndarray) -> list[Region]:
     """Every digit of a number in reading order: lines top to bottom, left to right in each."""
     candidates = _inside_first(significant(parts), label_image.shape)
     regions: list[Region] = []
-    for index, line in enumerate(_lines(candidates)):
+    lines = _lines(candidates)
+    tallest_part = max((p.height for p in candidates), default=0)
+    for index, line in enumerate(lines):
         groups = _join(line)
-        height = max(_box(g)[2] - _box(g)[0] for g in groups)
-        kept = [g for g in groups if _box(g)[2] - _box(g)[0] >= MIN_HEIGHT_FRACTION * height]
-        heights = sorted(_box(g)[2] - _box(g)[0] for g in kept)
+        tallest = max(_height(g) for g in groups)
+        if tallest < MIN_HEIGHT_FRACTION * tallest_part:
+            continue  # a line of specks (grain, dust) beside the real digits
+        heights = sorted(_height(g) for g in groups if _height(g) >= 0.5 * tallest)
         line_height = heights[len(heights) // 2]
-        for group in kept:
-            regions.extend(_split(_region(group, index), label_image, line_height))
+        whole: set[int] = set()
+        for group in _absorb_fragments(groups, line_height, whole):
+            region = _region(group, index)
+            if id(group) in whole:
+                regions.append(region)
+            else:
+                regions.extend(_split(region, label_image, line_height))
     # Line numbers count only lines that kept a digit.
     renumber = {old: new for new, old in enumerate(sorted({r.line for r in regions}))}
     return [Region(r.labels, r.top, r.left, r.bottom, r.right, renumber[r.line]) for r in regions]
