@@ -1,17 +1,28 @@
 """The live-quality Prometheus rules: promtool checks them and runs their unit tests (each
-alert fires and stays quiet where it should), and they agree with what the server exports."""
+alert fires and stays quiet where it should), they agree with what the server exports, and a
+real Prometheus evaluates them on a live server's series."""
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import signal
 import subprocess
+import urllib.request
 
+import grpc
 import pytest
 import yaml
 
+from clients.processes import find_binary, wait_for
+from deploy.services import start_prometheus
+from serving.api import digits_pb2_grpc
 from serving.quality import CONFIDENCE_BUCKETS, LOW_CONFIDENCE
 from tests.deploy.helpers import DEPLOY
 from tests.deploy.test_configs import PROMTOOL, exported_series_names, needs_promtool
+from tests.helpers.processes import prom_query
+from tests.helpers.requests import random_images, typed_request
 
 RULES = DEPLOY / "prometheus" / "rules"
 RULE_FILES = sorted(RULES.glob("*.rules.yml"))
@@ -92,3 +103,45 @@ def test_dashboard_shows_live_quality_from_series_and_rules_that_exist():
     assert "model:digits_live_accuracy:ratio1h" in used_rules
     used = {m for expr in exprs for m in re.findall(r"(?<![:\w])digits_\w+", expr)}
     assert {"digits_prediction_confidence_bucket", "digits_predictions_total"} <= used
+
+
+@pytest.mark.skipif(find_binary("prometheus") is None, reason="Debian prometheus not installed")
+def test_a_real_prometheus_records_the_rules_from_a_live_server(make_server, tmp_path):
+    """Debian's Prometheus scrapes a live server and evaluates the shipped rules on it."""
+    server = make_server(metrics_port=0)
+    process, url = start_prometheus(tmp_path, [f"127.0.0.1:{server.app.metrics_port}"], 0.5)
+    with process:
+        conf = tmp_path / "prometheus.yml"
+        conf.write_text(conf.read_text() + f"rule_files:\n  - {RULES}/*.rules.yml\n")
+        os.kill(process.pid, signal.SIGHUP)  # reload with the rules
+        with grpc.insecure_channel(server.address) as channel:
+            typed = digits_pb2_grpc.DigitClassifierStub(channel)
+            typed.Classify(typed_request(random_images(1)))
+            # increase() counts growth between scrapes: send the rest once one was scraped.
+            wait_for(
+                "the first answer scraped",
+                lambda: prom_query(url, "digits_prediction_confidence_count"),
+                30,
+            )
+            for seed in range(10):
+                typed.Classify(typed_request(random_images(3, seed=seed)))
+
+        def recorded() -> dict[str, float]:
+            return {
+                name: float(result[0]["value"][1])
+                for name in (
+                    "model:digits_predictions:increase1h",
+                    "model:digits_low_confidence:ratio1h",
+                )
+                if (result := prom_query(url, f'{name}{{model="cnn"}}'))
+            }
+
+        wait_for("both recording rules", lambda: len(recorded()) == 2, 30)
+        values = recorded()
+        # The tiny linear cnn is unsure of random images: every answer is low-confidence.
+        assert values["model:digits_predictions:increase1h"] > 0
+        assert values["model:digits_low_confidence:ratio1h"] == 1
+        with urllib.request.urlopen(f"{url}/api/v1/rules", timeout=5) as response:
+            groups = json.load(response)["data"]["groups"]
+        loaded = {rule["name"]: rule["health"] for g in groups for rule in g["rules"]}
+        assert len(loaded) == len(rules()) and set(loaded.values()) == {"ok"}, loaded
