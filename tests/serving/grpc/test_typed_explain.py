@@ -65,3 +65,14 @@ def test_more_images_than_the_explain_limit_is_invalid_argument(typed):
     assert "the limit is 8" in info.value.details()
     # The same images without explain are fine.
     assert len(typed.Classify(typed_request(inked(9, seed=1))).predictions) == 9
+
+
+def test_a_stream_explains_the_requests_that_ask(typed):
+    asking = explain_request(inked(2, seed=2))
+    asking.request_id = "explain"
+    plain = typed_request(inked(2, seed=2), request_id="plain")
+    replies = {
+        r.response.request_id: r.response for r in typed.ClassifyStream(iter([asking, plain]))
+    }
+    assert [len(p.saliency) for p in replies["explain"].predictions] == [784, 784]
+    assert [len(p.saliency) for p in replies["plain"].predictions] == [0, 0]
