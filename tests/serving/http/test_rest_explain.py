@@ -115,6 +115,9 @@ def test_occluding_the_hottest_tenth_hurts_more_than_random_ink(shipped, digits)
         return base - after
 
     hot, rand = drops(hottest), drops(random_ink)
-    print(f"mean drop: hottest 10% {hot.mean():.3f}, random ink {rand.mean():.3f}")
+    print(
+        f"mean drop: hottest 10% {hot.mean():.3f}, random ink {rand.mean():.3f}; "
+        f"hottest hurts more on {(hot > rand).sum()}/{DIGITS} digits"
+    )
     assert hot.mean() > rand.mean() + 0.1
     assert (hot > rand).mean() > 0.6
