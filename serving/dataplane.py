@@ -19,7 +19,7 @@ from serving.decoding import DecodePool
 from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
 from serving.explain import SIDE, occlusion_plan
 from serving.model_format import PIXEL_SCALE, TensorSpec
-from serving.predictions import output_probabilities
+from serving.predictions import probabilities_of
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.runtime.providers import CUDA
@@ -355,7 +355,7 @@ class DataPlane:
         if explain:
             return await self._explained(target, batch, deadline, prepared)
         rows = await target.batcher.submit(batch, deadline)
-        target.metrics.answered(output_probabilities(rows, manifest.output_kind), manifest.labels)
+        target.metrics.answered(probabilities_of(rows, manifest.output_kind), manifest.labels)
         return InferResult(
             rows, target.name, target.version, target.model.provider, manifest, prepared
         )
@@ -382,7 +382,7 @@ class DataPlane:
             raise InvalidInput(f"explain needs a model of 28x28 images; {target.name!r} is not")
         occluded = occlusion_plan(batch)
         rows = await target.batcher.submit(occluded.inputs.reshape(-1, *batch.shape[1:]), deadline)
-        probabilities = output_probabilities(rows, manifest.output_kind)
+        probabilities = probabilities_of(rows, manifest.output_kind)
         answered = probabilities[occluded.originals]
         # Only the images asked about are answers; their masked copies are not.
         target.metrics.answered(answered, manifest.labels)

@@ -12,11 +12,11 @@ from serving.types import InferResult
 
 def class_probabilities(result: InferResult) -> np.ndarray:
     """[N, classes] probabilities; a sigmoid model's P(label 1) becomes two columns."""
-    return output_probabilities(result.outputs, result.manifest.output_kind)
+    return probabilities_of(result.outputs, result.manifest.output_kind)
 
 
-def output_probabilities(outputs: np.ndarray, output_kind: str) -> np.ndarray:
-    """:func:`class_probabilities` of raw model output rows (``output_kind`` from model.json)."""
+def probabilities_of(outputs: np.ndarray, output_kind: str) -> np.ndarray:
+    """:func:`class_probabilities` of raw output rows and the model's output kind."""
     if output_kind == "sigmoid":
         positive = outputs.reshape(-1)
         return np.stack([1.0 - positive, positive], axis=1)
