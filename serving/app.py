@@ -105,6 +105,7 @@ class ServerApp:
                 settings.max_images_per_request,
                 settings.max_batch_size,
                 settings.model_control_enabled,
+                settings.max_explain_images,
             ),
             settings.default_model,
         )

@@ -17,7 +17,9 @@ import numpy as np
 from serving import __version__
 from serving.decoding import DecodePool
 from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
+from serving.explain import SIDE, occlusion_plan
 from serving.model_format import PIXEL_SCALE, TensorSpec
+from serving.predictions import probabilities_of
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.runtime.providers import CUDA
@@ -49,6 +51,8 @@ class CoreLimits:
     max_images_per_request: int
     max_batch_size: int
     model_control: bool
+    # Images one explain request may carry (each costs one image per occluded window).
+    max_explain_images: int = 8
 
 
 class DataPlane:
@@ -298,8 +302,13 @@ class DataPlane:
         pixels: np.ndarray,
         deadline: float | None = None,
         keep_prepared: bool = False,
+        explain: bool = False,
     ) -> InferResult:
-        """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
+        """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs).
+
+        ``explain`` adds an occlusion saliency map per image (serving/explain.py)."""
+        if explain:
+            self._check_explain(len(pixels))
         target = self.resolve(name, version)
         with target.stats.request():
             if pixels.dtype == np.uint8:
@@ -308,7 +317,8 @@ class DataPlane:
             elif pixels.dtype != np.float32:
                 raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
             batch = self.check_tensor(target, pixels)
-            return await self._run(target, batch, deadline, batch if keep_prepared else None)
+            prepared = batch if keep_prepared else None
+            return await self._run(target, batch, deadline, prepared, explain)
 
     async def classify_encoded(
         self,
@@ -317,15 +327,19 @@ class DataPlane:
         files: Sequence[bytes],
         deadline: float | None = None,
         keep_prepared: bool = False,
+        explain: bool = False,
     ) -> InferResult:
         """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs)."""
         self._check_count(len(files), "encoded images")
+        if explain:
+            self._check_explain(len(files))
         # Decoding is the expensive part: an unknown model fails before it.
         target = self.resolve(name, version)
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
-            return await self._run(target, batch, deadline, batch if keep_prepared else None)
+            prepared = batch if keep_prepared else None
+            return await self._run(target, batch, deadline, prepared, explain)
 
     async def _run(
         self,
@@ -333,12 +347,54 @@ class DataPlane:
         batch: np.ndarray,
         deadline: float | None,
         prepared: np.ndarray | None = None,
+        explain: bool = False,
     ) -> InferResult:
         # Callers hold ``target.stats.request()`` around this and their checks, so every
         # request that reached a model counts once: success, or failure with its reason.
+        manifest = target.manifest
+        if explain:
+            return await self._explained(target, batch, deadline, prepared)
         rows = await target.batcher.submit(batch, deadline)
+        target.metrics.answered(probabilities_of(rows, manifest.output_kind), manifest.labels)
         return InferResult(
-            rows, target.name, target.version, target.model.provider, target.manifest, prepared
+            rows, target.name, target.version, target.model.provider, manifest, prepared
+        )
+
+    def _check_explain(self, count: int) -> None:
+        limit = self._limits.max_explain_images
+        if count > limit:
+            raise InvalidInput(
+                f"explain: {count} images in one request; the limit is {limit} (each costs "
+                "one inference per occluded window: split the request or drop explain)"
+            )
+
+    async def _explained(
+        self,
+        target: LoadedVersion,
+        batch: np.ndarray,
+        deadline: float | None,
+        prepared: np.ndarray | None,
+    ) -> InferResult:
+        """Answer ``batch`` with a saliency map per image: the images and all their occluded
+        copies go through the batcher as one request (one batched inference)."""
+        manifest = target.manifest
+        if batch[0].size != SIDE * SIDE:
+            raise InvalidInput(f"explain needs a model of 28x28 images; {target.name!r} is not")
+        occluded = occlusion_plan(batch)
+        rows = await target.batcher.submit(occluded.inputs.reshape(-1, *batch.shape[1:]), deadline)
+        probabilities = probabilities_of(rows, manifest.output_kind)
+        answered = probabilities[occluded.originals]
+        # Only the images asked about are answers; their masked copies are not.
+        target.metrics.answered(answered, manifest.labels)
+        saliency = occluded.saliency(probabilities, answered.argmax(axis=1))
+        return InferResult(
+            rows[occluded.originals],
+            target.name,
+            target.version,
+            target.model.provider,
+            manifest,
+            prepared,
+            saliency,
         )
 
     # ------------------------------------------------------------------ Triton extensions

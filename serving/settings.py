@@ -236,6 +236,14 @@ class Settings:
             choices=("text", "json"),
         ),
     )
+    max_explain_images: int = field(
+        default=8,
+        metadata=_opt(
+            "images one explain=true request may carry (each runs ~70-170 occluded copies)",
+            1,
+            256,
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):

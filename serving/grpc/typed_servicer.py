@@ -30,11 +30,19 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
         which = request.WhichOneof("images")
         if which == "raw":
             result = await self._dataplane.classify_pixels(
-                request.model, request.version, raw_images(request.raw), deadline
+                request.model,
+                request.version,
+                raw_images(request.raw),
+                deadline,
+                explain=request.explain,
             )
         elif which == "encoded":
             result = await self._dataplane.classify_encoded(
-                request.model, request.version, list(request.encoded.images), deadline
+                request.model,
+                request.version,
+                list(request.encoded.images),
+                deadline,
+                explain=request.explain,
             )
         else:
             raise InvalidInput("request has no images: set raw or encoded")

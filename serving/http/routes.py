@@ -138,13 +138,18 @@ class Endpoints:
         model = request.query_params.get("model", "")
         version = request.query_params.get("version", "")
         debug = _flag(request, "debug")
+        explain = _flag(request, "explain")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if kind == "application/json":
             pixels = pixels_from_json(await self._handlers.body(request))
-            result = await self._core.classify_pixels(model, version, pixels, keep_prepared=debug)
+            result = await self._core.classify_pixels(
+                model, version, pixels, keep_prepared=debug, explain=explain
+            )
         else:
             files = await self._files(request, kind)
-            result = await self._core.classify_encoded(model, version, files, keep_prepared=debug)
+            result = await self._core.classify_encoded(
+                model, version, files, keep_prepared=debug, explain=explain
+            )
         note_model(result.model, result.version)
         return _json(classify_json(result, current_request_id(), debug))
 
