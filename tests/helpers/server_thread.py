@@ -66,6 +66,8 @@ def loopback_settings(repo: Path, **changes: Any) -> Settings:
         metrics_port=-1,
         repository_poll_seconds=0,
         grace_seconds=1,
+        # Beside the test's repository, never the user's state directory.
+        feedback_db=f"sqlite:///{repo.resolve().parent / 'feedback.db'}",
     )
     if not (repo / base.default_model).is_dir():
         # The tests' tiny repositories have no robust model; their cnn is the default there.
