@@ -16,7 +16,6 @@ from serving.feedback.schema import SCHEMA_VERSION
 from serving.feedback.store import StoreError, default_url, describe, open_store
 
 
-
 def record(
     key: str | None, predicted: str = "1", label: str = "7", when: float = 1.0e9, **changes: object
 ) -> NewFeedback:
