@@ -47,7 +47,10 @@ def stats_text(stats: FeedbackStats) -> str:
         accuracy = "-" if v.accuracy is None else f"{100 * v.accuracy:.1f}%"
         rows.append((v.model, v.version, str(v.total), str(v.correct), str(v.corrected), accuracy))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) for row in rows]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     for (model, version), (labels, matrix) in confusions(stats).items():
         lines += ["", f"corrections of {model} v{version} (rows: answered, columns: corrected to)"]
         width = max(3, *(len(label) for label in labels), len(str(matrix.max())))

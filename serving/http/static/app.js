@@ -2,6 +2,7 @@
 // POST /v1/classify. Plain browser JavaScript modules: no build step, nothing from elsewhere.
 import { createAnswer } from "./answer.js";
 import { classify, listModels } from "./api.js";
+import { createFeedback } from "./feedback.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
 import { createUpload } from "./upload.js";
@@ -11,6 +12,7 @@ import { createUpload } from "./upload.js";
 const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
+const feedback = createFeedback();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
 let source = null;
@@ -37,10 +39,14 @@ async function classifyCurrent() {
   answer.setStatus("Classifying\u2026", "busy");
   try {
     const { answer: result, elapsedMs } = await classify(blob, picker.selected(), controller.signal);
-    if (seq === requestSeq) answer.show(result, elapsedMs);
+    if (seq === requestSeq) {
+      answer.show(result, elapsedMs);
+      feedback.offer(result);
+    }
   } catch (error) {
     if (error.name === "AbortError" || seq !== requestSeq) return;
     answer.reset(picker.labels());
+    feedback.hide();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
       : `Cannot reach the server: ${error.message}`;
@@ -90,6 +96,7 @@ document.getElementById("clear").addEventListener("click", () => {
   pad.clear();
   upload.hide();
   answer.reset(picker.labels());
+  feedback.hide();
   answer.setStatus("Cleared.");
 });
 
