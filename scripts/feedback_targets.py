@@ -61,41 +61,55 @@ def _classify_frame(model: str) -> tuple[bytes, int]:
 
 
 def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
-    """calls/s with the buffer on and off, alternating, each on a fresh one-process server."""
+    """calls/s with the buffer on and off: both servers run side by side (one process each)
+    and h2load sends them short bursts in turn, in ABBA order, so the load of whatever else
+    runs on the machine falls on both alike."""
     frame, _ = _classify_frame(model)
-    rates: dict[str, list[float]] = {"on": [], "off": []}
-    for round_ in range(rounds):
-        for mode in ("on", "off"):
-            answers = "10000" if mode == "on" else "0"
+    servers: dict[str, ServerProcess] = {}
+    options = ["-c", "4", "-m", "16", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    try:
+        for mode, answers in (("on", "10000"), ("off", "0")):
             argv = serve_argv(
                 REPOSITORY,
                 "--feedback-answers",
                 answers,
                 "--feedback-db",
-                f"sqlite:///{log_dir / 'overhead.db'}",
+                f"sqlite:///{log_dir / f'{mode}.db'}",
                 "--repository-poll-seconds",
                 "0",
             )
-            server = ServerProcess(argv, name="digits-serve", log_path=log_dir / f"{mode}.log")
-            try:
-                ports = server.wait_ready(120)
-                url = f"http://127.0.0.1:{ports.grpc}{CLASSIFY_PATH}"
-                options = ["-c", "4", "-m", "16", "-H", "content-type: application/grpc"]
-                options += ["-H", "te: trailers"]
-                execute([*options, "-n", str(requests // 5)], frame, url)  # warm-up
-                result = parse(execute([*options, "-n", str(requests)], frame, url))
-            finally:
-                server.close(30)
-            # Every answer is a frame of > 5 bytes; an error is an empty one: check none failed.
-            assert result.succeeded == requests, result
-            rates[mode].append(result.requests_per_s)
+            servers[mode] = ServerProcess(
+                argv, name="digits-serve", log_path=log_dir / f"{mode}.log"
+            )
+        urls = {
+            mode: f"http://127.0.0.1:{server.wait_ready(180).grpc}{CLASSIFY_PATH}"
+            for mode, server in servers.items()
+        }
+        for url in urls.values():  # warm-up, not measured
+            execute([*options, "-n", str(requests)], frame, url)
+        rates: dict[str, list[float]] = {"on": [], "off": []}
+        for round_ in range(rounds):
+            order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
+            for mode in order:
+                result = parse(execute([*options, "-n", str(requests)], frame, urls[mode]))
+                # An answer is a frame of > 5 bytes, an error an empty one: none may fail.
+                assert result.succeeded == requests, result
+                rates[mode].append(result.requests_per_s)
             print(
-                f"round {round_ + 1} buffer {mode:3}: {result.requests_per_s:8.0f} calls/s "
-                f"({requests} calls, {result.data_bytes} answer bytes)",
+                f"round {round_ + 1:2}: buffer on {rates['on'][-1]:6.0f} calls/s, "
+                f"off {rates['off'][-1]:6.0f} calls/s ({requests} calls each)",
                 flush=True,
             )
-    on, off = np.mean(rates["on"]), np.mean(rates["off"])
-    print(f"mean: buffer on {on:.0f} calls/s, off {off:.0f} calls/s: on/off = {on / off:.3f}")
+    finally:
+        for server in servers.values():
+            server.close(30)
+    on, off = np.median(rates["on"]), np.median(rates["off"])
+    ratios = np.array(rates["on"]) / np.array(rates["off"])
+    print(
+        f"median over {rounds} rounds: buffer on {on:.0f} calls/s, off {off:.0f} calls/s, "
+        f"on/off {on / off:.3f}; per-round on/off ratios: median {np.median(ratios):.3f}, "
+        f"min {ratios.min():.3f}, max {ratios.max():.3f}"
+    )
 
 
 # ----------------------------------------------------------------------------- flood
@@ -273,8 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     cost = commands.add_parser("overhead", help="classify calls/s, answers buffer on vs off")
     cost.add_argument("--model", default="cnn")
-    cost.add_argument("-n", "--requests", type=int, default=20000)
-    cost.add_argument("--rounds", type=int, default=2)
+    cost.add_argument("-n", "--requests", type=int, default=5000, help="calls per burst")
+    cost.add_argument("--rounds", type=int, default=10)
     memory = commands.add_parser("flood", help="buffer RSS under a flood of answers")
     memory.add_argument("--count", type=int, default=1_000_000)
     posts = commands.add_parser("store", help="feedback posts to --workers 2, SQLite/Postgres")
