@@ -38,6 +38,12 @@ REPOSITORY = ROOT / "model_repository"
 CLASSIFY_PATH = "/digits.v1.DigitClassifier/Classify"
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib() -> float:
     """This process's resident memory (VmRSS) in MiB."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -88,16 +94,20 @@ def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
         for url in urls.values():  # warm-up, not measured
             execute([*options, "-n", str(requests)], frame, url)
         rates: dict[str, list[float]] = {"on": [], "off": []}
+        cpu: dict[str, list[float]] = {"on": [], "off": []}
         for round_ in range(rounds):
             order = ("on", "off") if round_ % 2 == 0 else ("off", "on")
             for mode in order:
+                before = cpu_seconds(servers[mode].pid)
                 result = parse(execute([*options, "-n", str(requests)], frame, urls[mode]))
+                cpu[mode].append((cpu_seconds(servers[mode].pid) - before) / requests * 1e6)
                 # An answer is a frame of > 5 bytes, an error an empty one: none may fail.
                 assert result.succeeded == requests, result
                 rates[mode].append(result.requests_per_s)
             print(
-                f"round {round_ + 1:2}: buffer on {rates['on'][-1]:6.0f} calls/s, "
-                f"off {rates['off'][-1]:6.0f} calls/s ({requests} calls each)",
+                f"round {round_ + 1:2}: buffer on {rates['on'][-1]:6.0f} calls/s "
+                f"({cpu['on'][-1]:5.0f} us CPU/call), off {rates['off'][-1]:6.0f} calls/s "
+                f"({cpu['off'][-1]:5.0f} us CPU/call); {requests} calls each",
                 flush=True,
             )
     finally:
@@ -108,7 +118,8 @@ def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
     print(
         f"median over {rounds} rounds: buffer on {on:.0f} calls/s, off {off:.0f} calls/s, "
         f"on/off {on / off:.3f}; per-round on/off ratios: median {np.median(ratios):.3f}, "
-        f"min {ratios.min():.3f}, max {ratios.max():.3f}"
+        f"min {ratios.min():.3f}, max {ratios.max():.3f}; server CPU per call: on "
+        f"{np.median(cpu['on']):.0f} us, off {np.median(cpu['off']):.0f} us (medians)"
     )
 
 

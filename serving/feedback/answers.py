@@ -1,9 +1,9 @@
 """The recent typed answers of this process, by request id, so feedback needs no re-upload.
 
-Bounded three ways: images held (answers), bytes held, and age. Keeping an answer costs one
-dict insertion on the classify path: the entry is the InferResult itself (its prepared input
-and output rows are arrays the call made anyway; nothing is copied or converted). Answers
-are turned into :class:`AnsweredImage` only when feedback asks for one.
+Bounded three ways: images held (answers), bytes held, and age. Keeping an answer costs the
+classify path a dict insertion and a copy of its output rows (a few dozen bytes per image);
+the prepared input is kept by reference, an array the call made anyway. Answers are turned
+into :class:`AnsweredImage` only when feedback asks for one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serving.predictions import class_probabilities
+from serving.predictions import class_probabilities, probabilities_of
 from serving.types import InferResult
 
 from .records import AnsweredImage
@@ -49,12 +49,19 @@ def held_bytes(array: np.ndarray) -> int:
 
 
 class RecentAnswers:
-    """request id -> the answer given, oldest first; a new answer under a known id replaces it."""
+    """request id -> the answer given, oldest first; a new answer under a known id replaces it.
+
+    An entry is a tuple of untracked objects only (numbers, strings, arrays): the cyclic
+    garbage collector stops looking at it after its first pass, so ten thousand kept answers
+    never swell the old generation that full collections walk.
+    """
 
     def __init__(self, limits: AnswerLimits, clock: Callable[[], float] = time.monotonic) -> None:
         self.limits = limits
         self._clock = clock
-        self._entries: OrderedDict[str, tuple[float, InferResult, int, int]] = OrderedDict()
+        # request id -> (time, images, bytes, output rows, prepared, model, version, labels,
+        # output kind)
+        self._entries: OrderedDict[str, tuple] = OrderedDict()
         self.answers = 0  # images held
         self.bytes = 0
 
@@ -68,16 +75,31 @@ class RecentAnswers:
         if not request_id or prepared is None or limits.max_answers == 0:
             return
         count = len(prepared)
-        size = held_bytes(prepared) + held_bytes(result.outputs) + ENTRY_OVERHEAD_BYTES
+        # The output rows are a view of the whole batch's outputs, which onnxruntime owns:
+        # keeping thousands of batches alive made classify calls slower (docs/design.md,
+        # Feedback). A copy of the rows is a few dozen bytes.
+        outputs = result.outputs.copy()
+        size = held_bytes(prepared) + outputs.nbytes + ENTRY_OVERHEAD_BYTES
         if count > limits.max_answers or size > limits.max_bytes:
             return  # larger than the whole buffer: never kept
         now = self._clock()
         entries = self._entries
         old = entries.pop(request_id, None)
         if old is not None:
-            self.answers -= old[2]
-            self.bytes -= old[3]
-        entries[request_id] = (now, result, count, size)
+            self.answers -= old[1]
+            self.bytes -= old[2]
+        manifest = result.manifest
+        entries[request_id] = (
+            now,
+            count,
+            size,
+            outputs,
+            prepared,
+            result.model,
+            result.version,
+            manifest.labels,
+            manifest.output_kind,
+        )
         self.answers += count
         self.bytes += size
         self._evict(now)
@@ -86,7 +108,7 @@ class RecentAnswers:
         entries, limits = self._entries, self.limits
         oldest = now - limits.max_age_s
         while entries:
-            stamp, _result, count, size = next(iter(entries.values()))
+            stamp, count, size = next(iter(entries.values()))[:3]
             if (
                 self.answers <= limits.max_answers
                 and self.bytes <= limits.max_bytes
@@ -106,10 +128,12 @@ class RecentAnswers:
         entry = self._entries.get(request_id)
         if entry is None:
             return None
-        _stamp, result, count, _size = entry
+        _stamp, count, _size, outputs, prepared, model, version, labels, kind = entry
         if not 0 <= index < count:
             raise IndexError(f"answer {request_id!r} has {count} image(s); no index {index}")
-        return answered_image(result, index)
+        return _image(
+            model, version, labels, probabilities_of(outputs, kind)[index], prepared[index]
+        )
 
 
 def answered_image(result: InferResult, index: int) -> AnsweredImage:
@@ -117,10 +141,18 @@ def answered_image(result: InferResult, index: int) -> AnsweredImage:
     if result.prepared is None:
         raise ValueError("the result did not keep its prepared input")
     probabilities = class_probabilities(result)[index]
+    return _image(
+        result.model, result.version, result.manifest.labels, probabilities, result.prepared[index]
+    )
+
+
+def _image(
+    model: str, version: str, labels: tuple[str, ...], probabilities: np.ndarray, image: np.ndarray
+) -> AnsweredImage:
     return AnsweredImage(
-        result.model,
-        result.version,
-        tuple(result.manifest.labels),
+        model,
+        version,
+        tuple(labels),
         np.asarray(probabilities, dtype=np.float32).copy(),
-        np.asarray(result.prepared[index], dtype=np.float32).reshape(28, 28).copy(),
+        np.asarray(image, dtype=np.float32).reshape(28, 28).copy(),
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+
 import numpy as np
 import pytest
 
@@ -69,6 +71,16 @@ def test_byte_bound_counts_whole_buffers_held() -> None:
     assert len(answers) == 10 and answers.bytes <= answers.limits.max_bytes
 
 
+def test_output_rows_are_copied_so_the_batch_is_not_kept() -> None:
+    batch = np.zeros((64, 10), dtype=np.float32)
+    answers = RecentAnswers(AnswerLimits())
+    kept = result(1)
+    answers.keep("r", InferResult(batch[3:4], "m", "1", "CPU", MANIFEST, kept.prepared))
+    batch[3] = 1.0  # the batch's memory reused: the kept answer must not change
+    assert answers.find("r").probabilities.max() == 0.0
+    assert answers.bytes < batch.nbytes + kept.prepared.nbytes
+
+
 def test_an_output_row_viewing_a_batch_counts_the_batch() -> None:
     batch = np.zeros((64, 10), dtype=np.float32)
     assert held_bytes(batch[3:4]) == batch.nbytes
@@ -108,3 +120,11 @@ def test_wire_round_trip() -> None:
     assert back.labels == found.labels and back.predicted == found.predicted
     assert np.array_equal(back.image, found.image)
     assert np.array_equal(back.probabilities, found.probabilities)
+
+
+def test_entries_are_invisible_to_the_garbage_collector() -> None:
+    answers = RecentAnswers(AnswerLimits())
+    for i in range(10):
+        answers.keep(f"r{i}", result(1, seed=i))
+    gc.collect()
+    assert not any(gc.is_tracked(entry) for entry in answers._entries.values())
