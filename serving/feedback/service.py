@@ -106,8 +106,11 @@ class FeedbackService:
             log.warning("%s; feedback answers 503 until it is back", exc)
 
     def close(self) -> None:
-        """Finish queued writes, then close the store."""
-        self._writer.submit(self._drop_store)
+        """Finish queued writes, then close the store (again: nothing to do)."""
+        try:
+            self._writer.submit(self._drop_store)
+        except RuntimeError:  # closed before
+            return
         self._writer.shutdown(wait=True)
 
     def look_up_peers_with(self, lookup: PeerLookup) -> None:
