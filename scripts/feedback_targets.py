@@ -2,6 +2,7 @@
 
     .venv/bin/python -m scripts.feedback_targets overhead   # classify calls/s, buffer on vs off
     .venv/bin/python -m scripts.feedback_targets flood      # buffer RSS under 1,000,000 answers
+    .venv/bin/python -m scripts.feedback_targets server-flood   # the same through a real server
     .venv/bin/python -m scripts.feedback_targets store      # 10,000 posts, --workers 2, SIGTERM
 
 ``overhead`` drives digits.v1 Classify (batch 1, 64 in flight) with h2load, the load generator
@@ -39,8 +40,10 @@ CLASSIFY_PATH = "/digits.v1.DigitClassifier/Classify"
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (from /proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    """User + system CPU time the main thread of process ``pid`` (a server's event loop, where
+    answers are kept) has used so far; onnxruntime's own threads, which spin while they wait,
+    are left out."""
+    fields = Path(f"/proc/{pid}/task/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
@@ -106,8 +109,8 @@ def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
                 rates[mode].append(result.requests_per_s)
             print(
                 f"round {round_ + 1:2}: buffer on {rates['on'][-1]:6.0f} calls/s "
-                f"({cpu['on'][-1]:5.0f} us CPU/call), off {rates['off'][-1]:6.0f} calls/s "
-                f"({cpu['off'][-1]:5.0f} us CPU/call); {requests} calls each",
+                f"({cpu['on'][-1]:5.0f} us loop CPU/call), off {rates['off'][-1]:6.0f} calls/s "
+                f"({cpu['off'][-1]:5.0f} us loop CPU/call); {requests} calls each",
                 flush=True,
             )
     finally:
@@ -118,7 +121,7 @@ def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
     print(
         f"median over {rounds} rounds: buffer on {on:.0f} calls/s, off {off:.0f} calls/s, "
         f"on/off {on / off:.3f}; per-round on/off ratios: median {np.median(ratios):.3f}, "
-        f"min {ratios.min():.3f}, max {ratios.max():.3f}; server CPU per call: on "
+        f"min {ratios.min():.3f}, max {ratios.max():.3f}; event-loop CPU per call: on "
         f"{np.median(cpu['on']):.0f} us, off {np.median(cpu['off']):.0f} us (medians)"
     )
 
@@ -162,6 +165,63 @@ def flood(count: int) -> None:
                 flush=True,
             )
     print(f"{count} keeps took {keeping:.2f} s: {keeping / count * 1e6:.2f} us per answer kept")
+
+
+def process_rss_mib(pid: int) -> float:
+    """Resident memory (VmRSS) of process ``pid`` in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def server_flood(count: int, batch: int, log_dir: Path) -> None:
+    """``count`` answers through a real one-process server (typed Classify, ``batch`` images a
+    request, h2load), buffer on with its defaults beside one with it off; the servers' RSS
+    after every fifth of the flood."""
+    rng = np.random.default_rng(3)
+    images = (rng.random((batch, 28, 28)) * 255).astype(np.uint8)
+    request = pb.ClassifyRequest(
+        model="cnn",
+        raw=pb.RawImages(pixel_type=pb.PIXEL_TYPE_UINT8, count=batch, data=images.tobytes()),
+    )
+    frame = grpc_frame(request.SerializeToString())
+    options = ["-c", "4", "-m", "16", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    servers: dict[str, ServerProcess] = {}
+    try:
+        for mode, answers in (("on", "10000"), ("off", "0")):
+            argv = serve_argv(
+                REPOSITORY,
+                "--feedback-answers",
+                answers,
+                "--feedback-db",
+                f"sqlite:///{log_dir / f'flood-{mode}.db'}",
+                "--repository-poll-seconds",
+                "0",
+            )
+            servers[mode] = ServerProcess(
+                argv, name="digits-serve", log_path=log_dir / f"flood-{mode}.log"
+            )
+        urls = {
+            m: f"http://127.0.0.1:{s.wait_ready(180).grpc}{CLASSIFY_PATH}"
+            for m, s in servers.items()
+        }
+        rss = {m: f"{process_rss_mib(s.pid):.0f}" for m, s in servers.items()}
+        print(f"after start: RSS buffer on {rss['on']} MiB, off {rss['off']} MiB", flush=True)
+        step = count // 5 // batch
+        for part in range(1, 6):
+            for url in urls.values():
+                result = parse(execute([*options, "-n", str(step)], frame, url))
+                assert result.succeeded == step, result
+            rss = {m: f"{process_rss_mib(s.pid):.0f}" for m, s in servers.items()}
+            print(
+                f"{part * step * batch:>9} answers ({part * step} requests of {batch} images) "
+                f"each: RSS buffer on {rss['on']} MiB, off {rss['off']} MiB",
+                flush=True,
+            )
+    finally:
+        for server in servers.values():
+            server.close(30)
 
 
 # ----------------------------------------------------------------------------- store
@@ -302,6 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cost.add_argument("--rounds", type=int, default=10)
     memory = commands.add_parser("flood", help="buffer RSS under a flood of answers")
     memory.add_argument("--count", type=int, default=1_000_000)
+    real = commands.add_parser("server-flood", help="server RSS under a flood of answers")
+    real.add_argument("--count", type=int, default=1_000_000)
+    real.add_argument("--batch", type=int, default=64)
     posts = commands.add_parser("store", help="feedback posts to --workers 2, SQLite/Postgres")
     posts.add_argument("--posts", type=int, default=10_000)
     posts.add_argument("-c", "--concurrency", type=int, default=64)
@@ -313,6 +376,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         overhead(args.model, args.requests, args.rounds, work)
     elif args.command == "flood":
         flood(args.count)
+    elif args.command == "server-flood":
+        server_flood(args.count, args.batch, work)
     else:
         store(args.posts, args.concurrency, work, args.backend or ["sqlite", "postgresql"])
     return 0
