@@ -69,27 +69,32 @@ def _classify_frame(model: str) -> tuple[bytes, int]:
     return grpc_frame(request.SerializeToString()), 0
 
 
+def _server_pair(log_dir: Path, prefix: str) -> dict[str, ServerProcess]:
+    """Two one-process servers on the shipped models: answers buffer "on" (defaults), "off"."""
+    servers: dict[str, ServerProcess] = {}
+    for mode, answers in (("on", "10000"), ("off", "0")):
+        argv = serve_argv(
+            REPOSITORY,
+            "--feedback-answers",
+            answers,
+            "--feedback-db",
+            f"sqlite:///{log_dir / f'{prefix}-{mode}.db'}",
+            "--repository-poll-seconds",
+            "0",
+        )
+        log = log_dir / f"{prefix}-{mode}.log"
+        servers[mode] = ServerProcess(argv, name="digits-serve", log_path=log)
+    return servers
+
+
 def overhead(model: str, requests: int, rounds: int, log_dir: Path) -> None:
     """calls/s with the buffer on and off: both servers run side by side (one process each)
     and h2load sends them short bursts in turn, in ABBA order, so the load of whatever else
     runs on the machine falls on both alike."""
     frame, _ = _classify_frame(model)
-    servers: dict[str, ServerProcess] = {}
     options = ["-c", "4", "-m", "16", "-H", "content-type: application/grpc", "-H", "te: trailers"]
+    servers = _server_pair(log_dir, "overhead")
     try:
-        for mode, answers in (("on", "10000"), ("off", "0")):
-            argv = serve_argv(
-                REPOSITORY,
-                "--feedback-answers",
-                answers,
-                "--feedback-db",
-                f"sqlite:///{log_dir / f'{mode}.db'}",
-                "--repository-poll-seconds",
-                "0",
-            )
-            servers[mode] = ServerProcess(
-                argv, name="digits-serve", log_path=log_dir / f"{mode}.log"
-            )
         urls = {
             mode: f"http://127.0.0.1:{server.wait_ready(180).grpc}{CLASSIFY_PATH}"
             for mode, server in servers.items()
@@ -187,21 +192,8 @@ def server_flood(count: int, batch: int, log_dir: Path) -> None:
     )
     frame = grpc_frame(request.SerializeToString())
     options = ["-c", "4", "-m", "16", "-H", "content-type: application/grpc", "-H", "te: trailers"]
-    servers: dict[str, ServerProcess] = {}
+    servers = _server_pair(log_dir, "flood")
     try:
-        for mode, answers in (("on", "10000"), ("off", "0")):
-            argv = serve_argv(
-                REPOSITORY,
-                "--feedback-answers",
-                answers,
-                "--feedback-db",
-                f"sqlite:///{log_dir / f'flood-{mode}.db'}",
-                "--repository-poll-seconds",
-                "0",
-            )
-            servers[mode] = ServerProcess(
-                argv, name="digits-serve", log_path=log_dir / f"flood-{mode}.log"
-            )
         urls = {
             m: f"http://127.0.0.1:{s.wait_ready(180).grpc}{CLASSIFY_PATH}"
             for m, s in servers.items()

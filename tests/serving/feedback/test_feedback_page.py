@@ -6,27 +6,22 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
 from serving.feedback.store import open_store
-from tests.helpers.server_thread import ServerThread, loopback_settings
-
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/bin/chromium").is_file() or not Path("/usr/bin/chromedriver").is_file(),
-    reason="Debian chromium + chromium-driver not installed (scripts/setup.sh --system)",
-)
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from tests.helpers.browser import (  # noqa: E402
+from tests.helpers.browser import (
+    chromium_missing,
     console_errors,
     draw,
     foreign_requests,
     requested_urls,
     start_chromium,
 )
+from tests.helpers.server_thread import ServerThread, loopback_settings
 
+pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
 REPOSITORY = Path(__file__).resolve().parents[3] / "model_repository"
 WAIT_S = 10
 SEVEN = [[(0.25, 0.2), (0.75, 0.2), (0.45, 0.85)]]
