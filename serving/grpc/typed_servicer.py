@@ -103,4 +103,6 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
     async def Feedback(
         self, request: pb.FeedbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.FeedbackResponse:
-        return await feedback(self._feedback, request)
+        response = await feedback(self._feedback, request)
+        note_model(response.model, response.version)
+        return response

@@ -323,3 +323,27 @@ def test_unreachable_store_at_start_still_serves(make_server: MakeServer) -> Non
     )
     assert status == 503 and "unavailable" in data["error"]
     assert http("GET", server.http_url + "/v1/feedback/stats")[0] == 503
+
+
+def test_openapi_describes_the_feedback_answers(server: ServerThread) -> None:
+    import jsonschema
+
+    status, _, raw = http("GET", server.http_url + "/openapi.json")
+    document = json.loads(raw)
+    assert status == 200 and {"/v1/feedback", "/v1/feedback/stats"} <= set(document["paths"])
+
+    def check(instance: dict, schema: str) -> None:
+        validator = jsonschema.Draft202012Validator(
+            {"$ref": f"#/components/schemas/{schema}", "components": document["components"]}
+        )
+        validator.validate(instance)
+
+    answer = classify(server, [digit_image()])
+    body = {"request_id": answer["request_id"], "index": 0, "correct": True}
+    check(body, "FeedbackRequest")
+    status, _, receipt = post_json(server, "/v1/feedback", body)
+    assert status == 200
+    check(receipt, "FeedbackReceipt")
+    check(json.loads(http("GET", server.http_url + "/v1/feedback/stats")[2]), "FeedbackStats")
+    with pytest.raises(jsonschema.ValidationError):
+        check({**receipt, "verdict": "maybe"}, "FeedbackReceipt")
