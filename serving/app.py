@@ -14,7 +14,7 @@ from serving.batching.batcher import BatchLimits
 from serving.batching.compute import ComputePool
 from serving.dataplane import CoreLimits, DataPlane
 from serving.decoding import DecodePool
-from serving.feedback.setup import build_feedback
+from serving.feedback.factory import build_feedback
 from serving.grpc.server import GrpcTransport
 from serving.http.server import HttpTransport
 from serving.metrics import Metrics
