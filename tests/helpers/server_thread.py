@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import tempfile
 import threading
 from collections.abc import Coroutine
@@ -61,7 +63,9 @@ def _feedback_dir(repo: Path) -> Path:
     parent = repo.resolve().parent
     if parent.is_relative_to(Path(tempfile.gettempdir()).resolve()):
         return parent
-    return Path(tempfile.mkdtemp(prefix="digits-feedback-"))
+    folder = Path(tempfile.mkdtemp(prefix="digits-feedback-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
 
 
 def loopback_settings(repo: Path, **changes: Any) -> Settings:
