@@ -2,9 +2,10 @@
 
 Subcommands: ``grid`` (picture of 50 classified MNIST digits), ``classify``
 (your own PNG/JPEG files), ``read`` (a whole number in one photo), ``load`` (closed-loop
-load test), ``health`` and ``models``; one module each in this package, with NAME, HELP,
-DESCRIPTION, ``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line
-to stderr and exit non-zero.
+load test), ``health``, ``models`` and ``explain`` (digits with the saliency maps of their
+answers); one module each in this package, with NAME, HELP, DESCRIPTION,
+``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line to stderr and
+exit non-zero.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from clients.cli import classify, grid, health, load, models, read
+from clients.cli import classify, explain, grid, health, load, models, read
 from clients.cli.common import PROG, add_connection_args
 from clients.connection import ClientError, status_line
 from serving import __version__
@@ -28,10 +29,11 @@ examples:
   digits-client classify examples/digit.png examples/photo.jpg --model cnn
   digits-client read examples/number.jpg
   digits-client load --model mlp100 --concurrency 64 --batch 1 --duration 10 --api stream
+  digits-client explain --model robust --count 6 --out explain.png
 """
 
 # In the order --help lists them.
-SUBCOMMANDS = (grid, classify, read, load, health, models)
+SUBCOMMANDS = (grid, classify, read, load, health, models, explain)
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {m.NAME: m.run for m in SUBCOMMANDS}
 
 

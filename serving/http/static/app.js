@@ -2,6 +2,8 @@
 // POST /v1/classify. Plain browser JavaScript modules: no build step, nothing from elsewhere.
 import { createAnswer } from "./answer.js";
 import { classify, listModels, readNumber } from "./api.js";
+import { createExplain } from "./explain.js";
+import { createFeedback } from "./feedback.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
 import { createReadView } from "./read.js";
@@ -12,6 +14,7 @@ import { createUpload } from "./upload.js";
 const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
+const feedback = createFeedback();
 const reader = createReadView();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
@@ -43,16 +46,29 @@ async function classifyCurrent() {
       if (seq !== requestSeq) return;
       await reader.show(result, blob);
       answer.reset(picker.labels());
+      explanation.clear();
+      feedback.hide();
       answer.setStatus(
         `Read ${result.digits.length} digit(s) with ${result.model} v${result.version} in ${elapsedMs.toFixed(0)} ms.`,
       );
       return;
     }
-    const { answer: result, elapsedMs } = await classify(blob, picker.selected(), controller.signal);
-    if (seq === requestSeq) answer.show(result, elapsedMs);
+    const { answer: result, elapsedMs } = await classify(
+      blob,
+      picker.selected(),
+      controller.signal,
+      explanation.enabled(),
+    );
+    if (seq === requestSeq) {
+      answer.show(result, elapsedMs);
+      explanation.show(result.predictions[0].saliency);
+      feedback.offer(result);
+    }
   } catch (error) {
     if (error.name === "AbortError" || seq !== requestSeq) return;
     answer.reset(picker.labels());
+    explanation.clear();
+    feedback.hide();
     reader.reset();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
@@ -97,12 +113,22 @@ const picker = createModelPicker({
   },
 });
 
+// Turning explain on (or off) asks again for the answer on screen.
+const explanation = createExplain({
+  onToggle() {
+    if (source) classifyCurrent();
+    else explanation.clear();
+  },
+});
+
 document.getElementById("clear").addEventListener("click", () => {
   cancelPending();
+  explanation.clear();
   source = null;
   pad.clear();
   upload.hide();
   answer.reset(picker.labels());
+  feedback.hide();
   reader.reset();
   answer.setStatus("Cleared.");
 });
