@@ -106,8 +106,8 @@ def open_bounded(data: bytes, what: str = "image", max_pixels: int = MAX_PIXELS)
     except _UNREADABLE:
         # Pillow's own message names a Python object (<_io.BytesIO ...>): say what we saw.
         raise InvalidInput(
-            f"{what}: not a readable image ({len(data)} bytes; {_describe(data)}); "
-            f"send a {ACCEPTED} file"
+            f"{what}: cannot decode: not a readable image ({len(data)} bytes; "
+            f"{_describe(data)}); send a {ACCEPTED} file"
         ) from None
     image.info["full_size"] = full_size
     return image

@@ -40,7 +40,7 @@ def test_large_images_are_reduced_and_boxes_scale_back():
     "data, words",
     [
         (b"", "empty"),
-        (b"hello, this is text", "not a readable image"),
+        (b"hello, this is text", "cannot decode: not a readable image"),
         (b'{"images": []}', "looks like JSON"),
         (b"\x89PNG\r\n\x1a\n" + b"\x00" * 20, "damaged"),
     ],
