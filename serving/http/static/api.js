@@ -38,8 +38,13 @@ export async function classify(blob, model, signal, explain = false) {
   const params = new URLSearchParams({ debug: "1" });
   if (model) params.set("model", model);
   if (explain) params.set("explain", "1");
+  return postImage("v1/classify", params, blob, signal);
+}
+
+/** POST an image body; the JSON answer and the round-trip time. */
+async function postImage(path, params, blob, signal) {
   const started = performance.now();
-  const response = await fetch(`v1/classify?${params}`, {
+  const response = await fetch(`${path}?${params}`, {
     method: "POST",
     headers: { "Content-Type": blob.type || "image/png" },
     body: blob,
@@ -72,13 +77,5 @@ export async function feedbackStats() {
 export async function readNumber(blob, model, signal) {
   const params = new URLSearchParams();
   if (model) params.set("model", model);
-  const started = performance.now();
-  const response = await fetch(`v1/read?${params}`, {
-    method: "POST",
-    headers: { "Content-Type": blob.type || "image/png" },
-    body: blob,
-    signal,
-  });
-  const answer = await json(response);
-  return { answer, elapsedMs: performance.now() - started };
+  return postImage("v1/read", params, blob, signal);
 }
