@@ -18,6 +18,7 @@ from serving import __version__
 from serving.decoding import DecodePool
 from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
 from serving.explain import SIDE, occlusion_plan
+from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.predictions import probabilities_of
 from serving.registry import LoadedVersion, ModelRegistry
@@ -79,6 +80,8 @@ class DataPlane:
         self._peers_ready = True
         self._replicate: Replicator | None = None
         self._gather: Gatherer | None = None
+        # Typed answers kept for feedback by request id (serving/feedback/answers.py).
+        self._answers: RecentAnswers | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -136,6 +139,10 @@ class DataPlane:
         """Worker processes: ``gather(name, version)`` returns the other workers' statistics
         snapshots, which :meth:`model_statistics` adds to this worker's own."""
         self._gather = gather
+
+    def keep_answers_in(self, answers: RecentAnswers | None) -> None:
+        """Typed classify calls given an ``answer_id`` keep their answer in ``answers``."""
+        self._answers = answers
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """Whether ``name`` (and ``version``) can serve now; unknown models raise NotFound."""
@@ -303,10 +310,13 @@ class DataPlane:
         deadline: float | None = None,
         keep_prepared: bool = False,
         explain: bool = False,
+        answer_id: str = "",
     ) -> InferResult:
         """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs).
 
-        ``explain`` adds an occlusion saliency map per image (serving/explain.py)."""
+        ``explain`` adds an occlusion saliency map per image (serving/explain.py);
+        ``answer_id``: keep the answer under this id for feedback (when answers are kept).
+        """
         if explain:
             self._check_explain(len(pixels))
         target = self.resolve(name, version)
@@ -317,8 +327,12 @@ class DataPlane:
             elif pixels.dtype != np.float32:
                 raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
             batch = self.check_tensor(target, pixels)
-            prepared = batch if keep_prepared else None
-            return await self._run(target, batch, deadline, prepared, explain)
+            return self._kept(
+                answer_id,
+                await self._run(
+                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
+                ),
+            )
 
     async def classify_encoded(
         self,
@@ -328,8 +342,12 @@ class DataPlane:
         deadline: float | None = None,
         keep_prepared: bool = False,
         explain: bool = False,
+        answer_id: str = "",
     ) -> InferResult:
-        """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs)."""
+        """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs).
+
+        ``answer_id``: keep the answer under this id for feedback (when answers are kept).
+        """
         self._check_count(len(files), "encoded images")
         if explain:
             self._check_explain(len(files))
@@ -338,8 +356,22 @@ class DataPlane:
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
-            prepared = batch if keep_prepared else None
-            return await self._run(target, batch, deadline, prepared, explain)
+            return self._kept(
+                answer_id,
+                await self._run(
+                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
+                ),
+            )
+
+    def _prepared(self, batch: np.ndarray, keep: bool) -> np.ndarray | None:
+        """The prepared batch to hand back with the result: when asked, or to keep answers
+        (a reference to an array the call made anyway, never a copy)."""
+        return batch if keep or self._answers is not None else None
+
+    def _kept(self, answer_id: str, result: InferResult) -> InferResult:
+        if answer_id and self._answers is not None:
+            self._answers.keep(answer_id, result)
+        return result
 
     async def _run(
         self,

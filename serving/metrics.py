@@ -135,6 +135,13 @@ class Metrics:
             ["model", "version", "label"],
             registry=r,
         )
+        self.feedback = Counter(
+            "digits_feedback",
+            "Feedback stored on typed answers, by model, version and verdict (correct: a "
+            "person confirmed the answer; corrected: a person gave another label)",
+            ["model", "version", "verdict"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics over HTTP; returns the bound port (port 0 picks a free one)."""

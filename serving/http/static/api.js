@@ -48,3 +48,19 @@ export async function classify(blob, model, signal, explain = false) {
   const answer = await json(response);
   return { answer, elapsedMs: performance.now() - started };
 }
+
+/** POST v1/feedback: `{request_id, label}` or `{request_id, correct: true}`; the receipt. */
+export async function sendFeedback(body) {
+  return json(
+    await fetch("v1/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }),
+  );
+}
+
+/** GET v1/feedback/stats: rated answers, corrections and accuracy per model version. */
+export async function feedbackStats() {
+  return json(await fetch("v1/feedback/stats"));
+}

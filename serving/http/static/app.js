@@ -3,6 +3,7 @@
 import { createAnswer } from "./answer.js";
 import { classify, listModels } from "./api.js";
 import { createExplain } from "./explain.js";
+import { createFeedback } from "./feedback.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
 import { createUpload } from "./upload.js";
@@ -12,6 +13,7 @@ import { createUpload } from "./upload.js";
 const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
+const feedback = createFeedback();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
 let source = null;
@@ -46,11 +48,13 @@ async function classifyCurrent() {
     if (seq === requestSeq) {
       answer.show(result, elapsedMs);
       explanation.show(result.predictions[0].saliency);
+      feedback.offer(result);
     }
   } catch (error) {
     if (error.name === "AbortError" || seq !== requestSeq) return;
     answer.reset(picker.labels());
     explanation.clear();
+    feedback.hide();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
       : `Cannot reach the server: ${error.message}`;
@@ -109,6 +113,7 @@ document.getElementById("clear").addEventListener("click", () => {
   pad.clear();
   upload.hide();
   answer.reset(picker.labels());
+  feedback.hide();
   answer.setStatus("Cleared.");
 });
 
