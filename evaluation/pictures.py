@@ -78,8 +78,9 @@ class Example:
     boxes: Sequence[dict[str, Any]] = ()  # /v1/read's digit boxes, drawn on the photo
 
 
-def results_figure(examples: Sequence[Example], out: Path) -> Path:
-    """A PNG with one column per example: title, photo (with boxes), prepared 28x28, answer."""
+def results_figure(examples: Sequence[Example], out: Path, heading: str) -> Path:
+    """A PNG under ``heading`` with one column per example: title, photo (with boxes), the
+    prepared 28x28 image(s), answer."""
     font, small = _font(13), _font(11)
     photo_height, prepared_side, text_height = 120, 84, 36
     columns: list[Image.Image] = []
@@ -117,8 +118,10 @@ def results_figure(examples: Sequence[Example], out: Path) -> Path:
         draw.text((_PAD, y), f"answer {ex.answer}{shown_p}", fill=colour, font=font)
         draw.text((_PAD, y + 17), f"truth {ex.truth}", fill="black", font=small)
         columns.append(column)
+    top = 22
     width = sum(c.width for c in columns) + _PAD * (len(columns) + 1)
-    height = max(c.height for c in columns) + 2 * _PAD
+    height = max(c.height for c in columns) + 2 * _PAD + top
     figure = Image.new("RGB", (width, height), (235, 235, 235))
-    _paste_row(figure, columns, _PAD, _PAD)
+    ImageDraw.Draw(figure).text((_PAD, 3), heading, fill="black", font=_font(15))
+    _paste_row(figure, columns, _PAD, _PAD + top)
     return _save(figure, out)

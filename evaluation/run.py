@@ -323,8 +323,21 @@ def figure(
 ) -> Path:
     """A few photos, what the server prepared from them (``?debug=1``) and its answers."""
     examples: list[Example] = []
-    for condition in FIGURE_SINGLES:
-        item = next((s for s in labels["singles"] if s["condition"] == condition), None)
+    chosen = [
+        (condition, next((s for s in labels["singles"] if s["condition"] == condition), None))
+        for condition in FIGURE_SINGLES
+    ]
+    # And the first two mistakes the condition caused (the same digit's scan was read right),
+    # each from another condition, if any.
+    by_file = {s["file"]: s for s in labels["singles"]}
+    records = result["answers"]["singles"]
+    scan_right = {r["index"] for r in records if r["condition"] == "scan" and r["right"]}
+    wrong: dict[str, dict[str, Any]] = {}
+    for record in records:
+        if not record["right"] and record["index"] in scan_right and len(wrong) < 2:
+            wrong.setdefault(record["condition"], by_file[record["file"]])
+    chosen += [(f"{condition} (a mistake)", item) for condition, item in wrong.items()]
+    for title, item in chosen:
         if item is None:
             continue
         path = directory / item["file"]
@@ -335,13 +348,14 @@ def figure(
             prepared = np.asarray(answer.body["prepared"][0], dtype=np.float32)
             examples.append(
                 Example(
-                    path, condition, truth, prediction["label"], prediction["probability"], prepared
+                    path, title, truth, prediction["label"], prediction["probability"], prepared
                 )
             )
         else:
-            examples.append(Example(path, condition, truth, f"HTTP {answer.status}", None, None))
+            examples.append(Example(path, title, truth, f"HTTP {answer.status}", None, None))
+    heading = f"model {model['name']} (version {result['version']})"
     if result["numbers"] is None:
-        return results_figure(examples, out)
+        return results_figure(examples, out, heading)
     for layout, condition in FIGURE_SHEETS:
         item = next(
             (s for s in labels["sheets"] if (s["layout"], s["condition"]) == (layout, condition)),
@@ -365,4 +379,4 @@ def figure(
         examples.append(
             Example(path, f"{layout}/{condition}", item["text"], said, None, strip, boxes)
         )
-    return results_figure(examples, out)
+    return results_figure(examples, out, heading)
