@@ -31,7 +31,8 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     """Session options from settings; threads from the CPUs this process may really use."""
     # Worker processes split the budget: workers x threads <= CPUs.
     budget = max(1, cpu_budget() // settings.worker_count)
-    threads = settings.intra_op_threads or max(1, budget // settings.max_concurrent_batches)
+    instances = settings.model_instances or budget
+    threads = settings.intra_op_threads or max(1, budget // instances)
     config = RuntimeConfig(
         provider=settings.provider,
         device_id=settings.cuda_device_id,
@@ -39,6 +40,9 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         parallel_min_batch=settings.parallel_min_batch,
         graph_optimization=settings.graph_optimization,
         available_providers=available,
+        instances=instances,
+        cpu_budget=budget,
+        threads_fixed=settings.intra_op_threads > 0,
     )
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
@@ -48,12 +52,12 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         else ""
     )
     log.info(
-        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per "
-        "session%s, %d batch(es) at once; provider request %r",
+        "cpu budget %d per process (affinity and cgroup quota); %d instance(s) per model, "
+        "%d intra-op thread(s) per session%s; provider request %r",
         budget,
+        instances,
         threads,
         small,
-        settings.max_concurrent_batches,
         settings.provider,
     )
     return config
@@ -76,7 +80,8 @@ class ServerApp:
         self.settings = settings
         self.metrics = Metrics()
         self.runtime = runtime_config(settings, available_providers)
-        self._compute = ComputePool(settings.max_concurrent_batches)
+        # At least one compute thread per instance; a model.json asking for more adds threads.
+        self._compute = ComputePool(max(settings.max_concurrent_batches, self.runtime.instances))
         self._loads = ThreadPoolExecutor(1, "model-load")
         self._decoder = DecodePool(settings.max_concurrent_decodes, settings.max_image_pixels)
         registry = ModelRegistry()

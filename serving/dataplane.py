@@ -363,8 +363,8 @@ class DataPlane:
             max_queue_delay_us=round(limits.max_queue_delay_s * 1_000_000),
             preferred_batch_sizes=(),
             instance_kind="KIND_GPU" if target.model.provider == CUDA else "KIND_CPU",
-            # One onnxruntime session per loaded version.
-            instance_count=1,
+            # onnxruntime sessions of this version (model.json instance_group or the server's).
+            instance_count=target.model.instance_count,
             versions_kept=self._manager.max_versions,
             labels=manifest.labels,
         )

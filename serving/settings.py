@@ -163,7 +163,10 @@ class Settings:
     max_concurrent_batches: int = field(
         default=1,
         metadata=_opt(
-            "batches computed at once, server-wide (each uses all intra-op threads)", 1, 64
+            "compute threads, server-wide: batches computed at once across models (raised to "
+            "the largest instance count, so every instance can compute)",
+            1,
+            64,
         ),
     )
     max_versions: int = field(default=2, metadata=_opt("versions kept loaded per model", 1, 100))
@@ -234,6 +237,17 @@ class Settings:
             "log lines: text, or json (one object a line, with request id, model, version, "
             "status code and duration where known; debug level adds one line per request)",
             choices=("text", "json"),
+        ),
+    )
+    model_instances: int = field(
+        default=0,
+        metadata=_opt(
+            "onnxruntime sessions (instances) per model version, each formed batch on a free "
+            "one, like Triton's instance_group; a model.json instance_group overrides it "
+            "(0 = auto: one per CPU of this worker's budget, the intra-op threads split "
+            "between them)",
+            0,
+            64,
         ),
     )
 

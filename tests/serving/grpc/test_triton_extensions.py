@@ -8,6 +8,7 @@ import pytest
 from serving.api import model_config_pb2, open_inference_pb2
 from tests.helpers.http import http
 from tests.helpers.probes import run_json_script
+from tests.helpers.tiny_models import linear_softmax, publish
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "tests/helpers/triton_extensions_probe.py"
@@ -24,7 +25,7 @@ def seen(server) -> dict:
     return probe("extensions", server.address, "cnn", str(REQUESTS))
 
 
-def test_config_matches_the_model(seen):
+def test_config_matches_the_model(server, seen):
     assert seen["config_type"] == "ModelConfigResponse"
     config = seen["config"]["config"]
     assert config["name"] == "cnn"
@@ -34,7 +35,9 @@ def test_config_matches_the_model(seen):
     # uint64/int64 fields come back as strings from MessageToJson; dims leave out the batch.
     assert config["input"] == [{"name": "images", "data_type": "TYPE_FP32", "dims": ["28", "28"]}]
     assert config["output"] == [{"name": "probabilities", "data_type": "TYPE_FP32", "dims": ["10"]}]
-    assert config["instance_group"] == [{"name": "cnn_0", "kind": "KIND_CPU", "count": 1}]
+    # The server's default instance count (--model-instances, auto: one per CPU).
+    count = server.app.runtime.instances
+    assert config["instance_group"] == [{"name": "cnn_0", "kind": "KIND_CPU", "count": count}]
     assert config["version_policy"] == {"latest": {"num_versions": 2}}
     assert config["dynamic_batching"] == {}  # no delay (0 us), no preferred sizes
     assert config["parameters"]["labels"]["string_value"] == ",".join(map(str, range(10)))
@@ -95,6 +98,20 @@ def test_grpc_and_http_give_the_same_config_and_statistics(server, seen):
         status, _, body = http("GET", f"{server.http_url}/v2/models/cnn/{path}")
         assert status == 200
         assert proto3_view(json.loads(body)) == proto3_view(grpc_json), path
+
+
+def test_a_model_json_instance_group_is_what_the_config_shows(repo, make_server):
+    publish(repo, "mlp", 1, linear_softmax(seed=3), instance_group={"count": 3})
+    server = make_server(model_instances=1)
+    configs = {}
+    for model in ("cnn", "mlp"):
+        status, _, body = http("GET", f"{server.http_url}/v2/models/{model}/config")
+        assert status == 200
+        configs[model] = json.loads(body)["instance_group"][0]["count"]
+    assert configs == {"cnn": 1, "mlp": 3}
+    # Every instance is a session of its own, each with its share of the intra-op threads.
+    version = server.app.dataplane.resolve("mlp", "")
+    assert len({id(s.parallel) for s in version.model.instances}) == 3
 
 
 OURS = [
