@@ -22,7 +22,7 @@ from serving.repository.manager import RepositoryManager
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
 from serving.settings import Settings
-from serving.sockets import listen_shared
+from serving.sockets import bind_error, listen_shared
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +139,23 @@ class ServerApp:
         """Open the ports (health NOT_SERVING), load the repository, then report SERVING."""
         s = self.settings
         await self.grpc.start()
-        if self.http is not None:
-            await self.http.start()
-        if s.metrics_port >= 0:
-            self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
+        try:
+            if self.http is not None:
+                await self.http.start()
+            if s.metrics_port >= 0:
+                try:
+                    self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
+                except OSError as exc:
+                    where = (s.metrics_host, s.metrics_port)
+                    raise bind_error("metrics", *where, exc, "--metrics-port") from None
+                log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
+        except BaseException:
+            # A listener that could not bind ends the start: close the ones already open, so
+            # nothing is left for the interpreter to collect after the event loop closed.
+            await self.grpc.stop(0)
+            if self.http is not None:
+                await self.http.stop(0)
+            raise
         await self.dataplane.start()
         ready = self.dataplane.ready_models()
         if not ready:

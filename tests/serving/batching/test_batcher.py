@@ -422,4 +422,3 @@ def test_full_batches_compute_on_every_instance_and_partial_ones_wait():
     results = asyncio.run(main())
     assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
     assert runtime.most == 2
-
