@@ -20,6 +20,7 @@ from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, Permissio
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
+from serving.request_context import note_model
 from serving.runtime.providers import CUDA
 from serving.statistics import merge_statistics
 from serving.tensors import NUMPY_TO_V2, V2_TO_NUMPY
@@ -156,6 +157,14 @@ class DataPlane:
             raise ModelNotReady("server is shutting down; retry on another replica")
         return self._registry.resolve(name or self.default_model, version)
 
+    def resolve_for_inference(self, name: str, version: str = "") -> LoadedVersion:
+        """:meth:`resolve` for an inference request, which is labelled with the version at
+        once: one refused later (bad input: 400 / INVALID_ARGUMENT) is counted under its
+        model, not model=""."""
+        target = self.resolve(name, version)
+        note_model(target.name, target.version)
+        return target
+
     # ------------------------------------------------------------------ metadata
 
     def server_info(self) -> ServerInfo:
@@ -274,7 +283,7 @@ class DataPlane:
         ``deadline`` is a time.monotonic() value; requests still queued then
         are dropped with DeadlineExceeded and never computed.
         """
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             if len(inputs) != 1:
                 raise InvalidInput(
@@ -300,7 +309,7 @@ class DataPlane:
         keep_prepared: bool = False,
     ) -> InferResult:
         """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             if pixels.dtype == np.uint8:
                 # Same normalisation as training: pixel / 255.
@@ -321,7 +330,7 @@ class DataPlane:
         """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs)."""
         self._check_count(len(files), "encoded images")
         # Decoding is the expensive part: an unknown model fails before it.
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
