@@ -22,7 +22,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 MODEL_INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
@@ -194,6 +193,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

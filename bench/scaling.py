@@ -254,6 +254,10 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         ("ours --workers 1", 1, lambda: start_digits_server(repo, ("--workers", "1"))),
     ]
     if auto > 1:
+        # The default instance count (auto: one per CPU) against one session with every thread.
+        one = ("--workers", "1", "--model-instances", "1")
+        servers.append(("ours --model-instances 1", 1, lambda: start_digits_server(repo, one)))
+    if auto > 1:
         servers.append(
             (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))
         )
