@@ -297,8 +297,14 @@ class TritonSetup:
 _AUTO = ("--workers", "auto")
 
 
-def run_all(requests: int, rounds: int = 1, triton: bool = True) -> list[Row]:
-    """Every server x model, one server at a time, ``rounds`` interleaved rounds."""
+def run_all(
+    requests: int,
+    rounds: int = 1,
+    triton: bool = True,
+    in_process: dict[str, dict[int, float]] | None = None,
+) -> list[Row]:
+    """Every server x model, one server at a time, ``rounds`` interleaved rounds; onnxruntime
+    in process once per round too, its best round kept in ``in_process``."""
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "models"
@@ -322,6 +328,11 @@ def run_all(requests: int, rounds: int = 1, triton: bool = True) -> list[Row]:
                         row = measure(server, label, model, workers, requests, True, rest, round_)
                         rows.append(row)
                         print(_line(row), flush=True)
+            if in_process is not None:
+                for model, rates in _in_process().items():
+                    best = in_process.setdefault(model, {})
+                    for batch, rate in rates.items():
+                        best[batch] = max(best.get(batch, 0.0), rate)
     return rows
 
 
@@ -527,8 +538,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("h2load is not installed (scripts/setup.sh --system installs it)")
     busy = training_processes()
     load_before = os.getloadavg()[0]
-    rows = run_all(args.requests, args.rounds, not args.no_triton)
-    in_process = _in_process()
+    in_process: dict[str, dict[int, float]] = {}
+    rows = run_all(args.requests, args.rounds, not args.no_triton, in_process)
     best = best_rows(rows)
     text = report(best) + "\n\n" + peer_report(best, in_process)
     print(text)
