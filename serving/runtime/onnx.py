@@ -79,7 +79,7 @@ class Sessions:
 
     With several intra-op threads a small batch costs more CPU than it saves wall time: on
     the reference machine the cnn at batch 1-16 took 16-24% more CPU per image with two
-    threads than with one, at batch 64 5% (docs/performance.md, issue 13 third round), and
+    threads than with one, at batch 64 5% (measured in process; docs/performance.md), and
     a loaded server has no idle core to give. So on the CPU, with ``intra_op_threads`` > 1
     and ``parallel_min_batch`` > 0, batches below ``parallel_min_batch`` images run on a
     one-thread session and larger ones on the session with every intra-op thread. A GPU
