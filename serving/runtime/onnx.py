@@ -148,8 +148,11 @@ class OnnxModel:
         self.threads = threads
         self._input_name = manifest.input.name
         self._outputs = [manifest.output.name]
-        self._free: queue.SimpleQueue[Sessions] = queue.SimpleQueue()
-        for instance in self.instances:
+        # Last in, first out: batch after batch runs on the instance used last while it is
+        # free, whose weights are still in the CPU caches (a FIFO would alternate between
+        # copies of the weights and double the memory every run touches).
+        self._free: queue.LifoQueue[Sessions] = queue.LifoQueue()
+        for instance in reversed(self.instances):
             self._free.put(instance)
 
     @property

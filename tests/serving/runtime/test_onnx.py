@@ -81,3 +81,18 @@ def test_each_batch_computing_at_once_takes_an_instance_of_its_own(repo):
         waiter.join()
     finally:
         model._free.put(held)
+
+
+def test_batches_one_after_another_reuse_the_instance_used_last(repo):
+    source = repo / "cnn" / "1"
+    manifest = ModelManifest.read(source / "model.json").replace(instances=InstanceGroup(3, 1))
+    model = OnnxModel.load(source / "model.onnx", manifest, RuntimeConfig(provider="cpu"))
+    used = []
+    for instance in model.instances:
+        original = instance.for_batch
+        instance.for_batch = lambda n, i=instance, f=original: (used.append(i), f(n))[1]
+    images = np.zeros((2, 28, 28), dtype=np.float32)
+    for _ in range(5):
+        model.run(images)
+    # Its weights stay warm in the caches: never a round robin over the copies.
+    assert used == [model.instances[0]] * 5
