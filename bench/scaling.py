@@ -254,9 +254,10 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         ("ours --workers 1", 1, lambda: start_digits_server(repo, ("--workers", "1"))),
     ]
     if auto > 1:
-        # The default instance count (auto: one per CPU) against one session with every thread.
-        one = ("--workers", "1", "--model-instances", "1")
-        servers.append(("ours --model-instances 1", 1, lambda: start_digits_server(repo, one)))
+        # One instance per CPU, one thread each (Triton's best here) against the default.
+        per_cpu = ("--workers", "1", "--model-instances", str(auto))
+        label = f"ours --model-instances {auto}"
+        servers.append((label, 1, lambda: start_digits_server(repo, per_cpu)))
     if auto > 1:
         servers.append(
             (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))

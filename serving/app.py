@@ -31,7 +31,7 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     """Session options from settings; threads from the CPUs this process may really use."""
     # Worker processes split the budget: workers x threads <= CPUs.
     budget = max(1, cpu_budget() // settings.worker_count)
-    instances = settings.model_instances or budget
+    instances = settings.model_instances
     threads = settings.intra_op_threads or max(1, budget // instances)
     config = RuntimeConfig(
         provider=settings.provider,

@@ -240,13 +240,13 @@ class Settings:
         ),
     )
     model_instances: int = field(
-        default=0,
+        default=1,
         metadata=_opt(
             "onnxruntime sessions (instances) per model version, each formed batch on a free "
-            "one, like Triton's instance_group; a model.json instance_group overrides it "
-            "(0 = auto: one per CPU of this worker's budget, the intra-op threads split "
-            "between them)",
-            0,
+            "one, like Triton's instance_group, the worker's CPU budget split between them; a "
+            "model.json instance_group overrides it (1 measured best on 2 cores: "
+            "docs/performance.md)",
+            1,
             64,
         ),
     )

@@ -90,13 +90,13 @@ def test_worker_processes_split_the_cpu_budget(monkeypatch):
         config = runtime_config(Settings(provider="cpu", **flags))
         return config.instances, config.intra_op_threads
 
-    # One session per model: all of a worker's share of the CPUs in its intra-op threads.
-    assert plan(model_instances=1) == (1, 8)
-    assert plan(model_instances=1, workers="2") == (1, 4)
-    assert plan(model_instances=1, workers="16") == (1, 1)
-    # By default one instance per CPU of the worker's share, one thread each.
-    assert plan() == (8, 1)
-    assert plan(workers="2") == (4, 1)
+    # By default one session per model: all of a worker's share of the CPUs in its threads.
+    assert plan() == (1, 8)
+    assert plan(workers="2") == (1, 4)
     assert plan(workers="16") == (1, 1)
+    # Instances split a worker's share between them.
+    assert plan(model_instances=8) == (8, 1)
+    assert plan(model_instances=4, workers="2") == (4, 1)
     assert plan(model_instances=2, workers="2") == (2, 2)
-    assert plan(workers="2", intra_op_threads=3) == (4, 3)
+    assert plan(model_instances=3) == (3, 2)
+    assert plan(workers="2", intra_op_threads=3) == (1, 3)
