@@ -5,7 +5,7 @@
 #   scripts/setup.sh                 serving side + clients with plotting (no TensorFlow)
 #   scripts/setup.sh --dev           + test tools and tritonclient
 #   scripts/setup.sh --dev --train   + TensorFlow/Keras/tf2onnx for training
-#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium (tests, local cluster)
+#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium, postgresql (tests, local cluster)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +29,8 @@ if [[ $system == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
+  # A real Postgres for the feedback store's tests (started per test session, never as a service).
+  compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
   if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"
