@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +26,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from prometheus_client.parser import text_string_to_metric_families
 
 from clients.connection import Endpoint
 from clients.load import BackgroundLoad, LoadConfig
@@ -38,7 +41,7 @@ from tests.deploy.compose_project import (
     engine_env,
     engine_missing,
 )
-from tests.deploy.helpers import ROOT
+from tests.deploy.helpers import ROOT, dashboard_exprs, series_names
 from tests.helpers.http import http
 
 WHY_NOT = engine_missing()
@@ -182,6 +185,28 @@ def test_prometheus_in_compose_scrapes_the_server(stack: ComposeProject):
         "Prometheus to scrape the server", lambda: prometheus_up(stack) or None, 60, 0.5
     )
     assert list(targets.values()) == ["1"], targets
+
+
+def test_dashboard_queries_what_the_container_exports_and_prometheus_runs_them(
+    stack: ComposeProject,
+):
+    """Grafana itself cannot run here: its dashboard is checked against the live stack."""
+    text = http_get(f"http://{stack.address('server', 8002)}/metrics")
+    assert text is not None
+    exported = series_names(text_string_to_metric_families(text.decode()))
+    used = {m for expr in dashboard_exprs() for m in re.findall(r"\bdigits_\w+", expr)}
+    assert used and used <= exported, f"not exported by the server image: {used - exported}"
+    prometheus = f"http://{stack.address('prometheus', 9090)}/api/v1/query?query="
+    answered = {}
+    for expr in dashboard_exprs():
+        # Grafana's variables are not PromQL: what they expand to with "All" and a 1m window.
+        query = expr.replace("$__rate_interval", "1m").replace("$instance", ".*")
+        body = http_get(prometheus + urllib.parse.quote(query))
+        assert body is not None and json.loads(body)["status"] == "success", expr
+        answered[expr] = json.loads(body)["data"]["result"]
+    # The panels about what is loaded show the server in compose, not an empty graph.
+    loaded = [r for e, r in answered.items() if "digits_model_loaded_info" in e]
+    assert loaded and all(loaded), "no loaded-model series scraped from the server container"
 
 
 def test_trainer_publishes_a_version_the_server_hot_loads(stack: ComposeProject):

@@ -22,7 +22,7 @@ from clients.processes import find_binary, free_port
 from deploy.nginx_conf import Side, render_local
 from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
-from tests.deploy.helpers import DEPLOY
+from tests.deploy.helpers import DEPLOY, dashboard_exprs, series_names
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_softmax, publish
 
@@ -106,20 +106,7 @@ def test_prometheus_configs_pass_promtool(tmp_path, which):
 
 def exported_series_names() -> set[str]:
     """Every series name the server can export (counters get _total, histograms 3 series)."""
-    names = set()
-    for family in Metrics().registry.collect():
-        if family.type == "counter":
-            names |= {f"{family.name}_total", f"{family.name}_created"}
-        elif family.type == "histogram":
-            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
-        else:
-            names.add(family.name)
-    return names
-
-
-def dashboard_exprs() -> list[str]:
-    dashboard = json.loads((DEPLOY / "grafana" / "digits-dashboard.json").read_text())
-    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return series_names(Metrics().registry.collect())
 
 
 def test_dashboard_queries_only_metrics_the_server_exports():
