@@ -162,12 +162,14 @@ class ComposeProject:
         return Path(data[0]["Mountpoint"])
 
     def leftovers(self) -> dict[str, list[str]]:
-        """This project's containers, volumes and networks that still exist."""
+        """This project's containers, volumes, networks and pod that still exist."""
         label = f"label={PROJECT_LABEL}={self.name}"
         return {
             "containers": self.containers(),
             "volumes": self.podman("volume", "ls", "-q", "--filter", label).split(),
             "networks": self.podman("network", "ls", "-q", "--filter", label).split(),
+            # podman-compose puts the project's containers in a pod of this name.
+            "pods": self.podman("pod", "ls", "-q", "--filter", f"name=^pod_{self.name}$").split(),
         }
 
     def down(self) -> None:

@@ -295,4 +295,4 @@ def test_scale_profile_survives_a_replica_killed_under_load(stack: ComposeProjec
 def test_down_removes_every_container_volume_and_network(stack: ComposeProject):
     assert any(stack.leftovers().values()), "the stack should be up before this test"
     stack.down()
-    assert stack.leftovers() == {"containers": [], "volumes": [], "networks": []}
+    assert stack.leftovers() == {"containers": [], "volumes": [], "networks": [], "pods": []}
