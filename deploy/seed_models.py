@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Sequence
@@ -47,12 +48,23 @@ def shipped_versions(source: Path) -> list[tuple[str, str]]:
     )
 
 
-def copy_version(source: Path, target: Path, model: str, version: str) -> None:
-    """Copy one version directory in under a dot-name, then rename it into place."""
+def copy_version(source: Path, target: Path, model: str, version: str) -> bool:
+    """Copy one version directory in under a dot-name, then rename it into place.
+
+    False when another seeder (a second pod's init container) put the version there first.
+    """
     (target / model).mkdir(exist_ok=True)
-    staging = target / model / f".seed-{version}-{os.getpid()}"
+    # Host name and pid: seeders in several containers (each pid 1) never share a name.
+    staging = target / model / f".seed-{version}-{socket.gethostname()}-{os.getpid()}"
     shutil.copytree(source / model / version, staging)
-    staging.rename(target / model / version)
+    try:
+        staging.rename(target / model / version)
+    except OSError:
+        if not (target / model / version).exists():
+            raise
+        shutil.rmtree(staging)
+        return False
+    return True
 
 
 def seed(source: Path, target: Path) -> list[str] | None:
@@ -62,8 +74,7 @@ def seed(source: Path, target: Path) -> list[str] | None:
         return None
     copied = []
     for model, version in shipped_versions(source):
-        if not (target / model / version).exists():
-            copy_version(source, target, model, version)
+        if not (target / model / version).exists() and copy_version(source, target, model, version):
             copied.append(f"{model}/{version}")
     record = {"seeded_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "copied": copied}
     marker.write_text(json.dumps(record, indent=1) + "\n")

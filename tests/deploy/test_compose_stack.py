@@ -28,12 +28,10 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
 )
 from prometheus_client.parser import text_string_to_metric_families
 
-from clients.connection import Endpoint
-from clients.load import BackgroundLoad, LoadConfig
 from clients.mnist_images import first_test_images
 from clients.processes import wait_for
 from deploy.cluster import nginx_log_summary
-from deploy.retry import retry_options
+from deploy.failover import balanced_load
 from deploy.services import http_get
 from tests.deploy.compose_project import (
     ComposeProject,
@@ -243,25 +241,15 @@ def test_scale_profile_survives_a_replica_killed_under_load(stack: ComposeProjec
     lb_grpc = stack.address("lb", 8000)
     lb_http = stack.address("lb", 8080)
     wait_for("nginx to answer", lambda: http_get(f"http://{lb_http}/v2/health/ready"), 60, 0.25)
+
     # Prometheus discovers the new replicas by DNS (refresh 15 s) and scrapes all three.
-    wait_for(
-        "Prometheus to scrape three replicas",
-        lambda: (lambda up: len(up) == 3 and set(up.values()) == {"1"})(prometheus_up(stack)),
-        60,
-        0.5,
-    )
+    def three_up() -> bool:
+        up = prometheus_up(stack)
+        return len(up) == 3 and set(up.values()) == {"1"}
+
+    wait_for("Prometheus to scrape three replicas", three_up, 60, 0.5)
     victim = stack.ip("server-2")
-    config = LoadConfig(
-        Endpoint(lb_grpc, options=retry_options(max_attempts=4)),
-        "cnn",
-        api="typed",
-        concurrency=4,
-        batch=4,
-        duration=60.0,
-        warmup=0,
-        timeout=10,
-    )
-    load = BackgroundLoad(config).start()
+    load = balanced_load(lb_grpc, "cnn")
     try:
         wait_for("first answers through nginx", lambda: load.count(ok=True) >= 20, 30)
         time.sleep(1.0)

@@ -58,3 +58,23 @@ def test_main_reports_and_refuses_a_missing_target(tmp_path, capsys):
     assert main(["--source", str(source), "--target", str(target)]) == 0
     out = capsys.readouterr().out
     assert "copied 1 version(s)" in out and "seeded before" in out
+
+
+def test_a_version_another_seeder_placed_first_is_kept(tmp_path, monkeypatch):
+    """Two pods' init containers seed one claim: the loser's copy is dropped, not nested."""
+    import deploy.seed_models as seed_models
+
+    source = repository(tmp_path / "shipped", {"cnn": [1]}, "shipped")
+    target = tmp_path / "volume"
+    target.mkdir()
+    real_copytree = seed_models.shutil.copytree
+
+    def copy_while_another_wins(src, dst):
+        real_copytree(src, dst)
+        (target / "cnn" / "1").mkdir()
+        (target / "cnn" / "1" / "model.onnx").write_text("other seeder")
+
+    monkeypatch.setattr(seed_models.shutil, "copytree", copy_while_another_wins)
+    assert seed(source, target) == []
+    assert (target / "cnn" / "1" / "model.onnx").read_text() == "other seeder"
+    assert [p.name for p in (target / "cnn").iterdir()] == ["1"]
