@@ -51,8 +51,8 @@ def test_base_images_are_pinned_and_match_requires_python(dockerfile):
         assert lo <= int(match.group(1)) < hi, f"{image} outside requires-python {requires}"
 
 
-def test_multi_stage_with_named_stages(dockerfile):
-    _name, ins = dockerfile
+def test_server_is_multi_stage_with_named_stages():
+    ins = parse_dockerfile(DOCKERFILES["server"])
     froms = of(ins, "FROM")
     assert len(froms) >= 2, "expected a build stage and a runtime stage"
     names = [f.args.split()[-1] for f in froms if " AS " in f.args.upper()]
@@ -60,6 +60,20 @@ def test_multi_stage_with_named_stages(dockerfile):
     # The runtime stage takes the venv from the build stage instead of compiling anything.
     assert any("--from=build" in c.args for c in of(ins, "COPY", len(froms)))
     assert not any("pip install" in r.args for r in of(ins, "RUN", len(froms)))
+
+
+def test_trainer_shares_the_server_install_layer_word_for_word():
+    """One stage (a runtime stage would copy its 1.6 GB venv again), whose serving-side install
+    step is the server's build step to the letter, so a builder reuses that layer."""
+    server = parse_dockerfile(DOCKERFILES["server"])
+    trainer = parse_dockerfile(DOCKERFILES["trainer"])
+    assert len(of(trainer, "FROM")) == 1
+    # Stage names do not take part in the cache key; the base image does.
+    server_build = [(i.keyword, i.args.split(" AS ")[0]) for i in server if i.stage == 1]
+    trainer_steps = [(i.keyword, i.args.split(" AS ")[0]) for i in trainer if i.stage == 1]
+    install = next(i for i in server_build if i[0] == "RUN" and "pip install ." in i[1])
+    shared = server_build[: server_build.index(install) + 1]
+    assert trainer_steps[: len(shared)] == shared
 
 
 def test_runs_as_a_fixed_non_root_user(dockerfile):
