@@ -176,6 +176,8 @@ def test_page_rest_and_grpc_through_published_ports(stack: ComposeProject):
         assert answer.status == health_pb2.HealthCheckResponse.SERVING
         services = set(ProtoReflectionDescriptorDatabase(channel).get_services())
     assert {"digits.v1.DigitClassifier", "inference.GRPCInferenceService"} <= services
+    # The image kept its HEALTHCHECK (Docker format); podman runs it on demand (no systemd).
+    stack.podman("healthcheck", "run", stack.container("server"))  # raises unless healthy
 
 
 def test_prometheus_in_compose_scrapes_the_server(stack: ComposeProject):
