@@ -5,7 +5,7 @@
 #   scripts/setup.sh                 serving side + clients with plotting (no TensorFlow)
 #   scripts/setup.sh --dev           + test tools and tritonclient
 #   scripts/setup.sh --dev --train   + TensorFlow/Keras/tf2onnx for training
-#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium (tests, local cluster),
+#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium, postgresql (tests, local cluster),
 #                                      podman (the compose test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,6 +30,8 @@ if [[ $system == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
+  # A real Postgres for the feedback store's tests (started per test session, never as a service).
+  compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
   # Container engine for the compose test (tests/deploy/test_compose_stack.py, docs/deploy.md
   # "Podman"): Debian's podman with runc (its default crun refuses hybrid cgroups hosts),
   # netavark + aardvark-dns so services find each other by name and iptables for their ports

@@ -14,6 +14,7 @@ from serving.batching.batcher import BatchLimits
 from serving.batching.compute import ComputePool
 from serving.dataplane import CoreLimits, DataPlane
 from serving.decoding import DecodePool
+from serving.feedback.factory import build_feedback
 from serving.grpc.server import GrpcTransport
 from serving.http.server import HttpTransport
 from serving.metrics import Metrics
@@ -105,14 +106,21 @@ class ServerApp:
                 settings.max_images_per_request,
                 settings.max_batch_size,
                 settings.model_control_enabled,
+                settings.max_explain_images,
             ),
             settings.default_model,
         )
+        self.feedback = build_feedback(settings, self.dataplane, self.metrics)
         token = settings.resolved_auth_token()
-        self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token)
+        self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token, self.feedback)
         self.http = (
             HttpTransport(
-                settings, self.dataplane, self.metrics, token, shared_http_socket(settings)
+                settings,
+                self.dataplane,
+                self.metrics,
+                token,
+                shared_http_socket(settings),
+                self.feedback,
             )
             if settings.http_port >= 0
             else None
@@ -133,6 +141,7 @@ class ServerApp:
     async def start(self) -> None:
         """Open the ports (health NOT_SERVING), load the repository, then report SERVING."""
         s = self.settings
+        self.feedback.start()
         await self.grpc.start()
         if self.http is not None:
             await self.http.start()
@@ -163,6 +172,8 @@ class ServerApp:
             self.grpc.stop(grace), *([self.http.stop(grace)] if self.http is not None else [])
         )
         await self.manager.close()
+        # After the transports drained: every accepted feedback is committed by now.
+        await asyncio.to_thread(self.feedback.close)
         self.metrics.close()
         self._compute.shutdown()
         self._decoder.shutdown()

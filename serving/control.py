@@ -3,10 +3,13 @@
 Supervisor -> worker: ``hello`` (slot index, models unloaded by request), ``peers`` (are all
 workers ready), ``apply`` (a load/unload to apply here), ``replicated`` (every worker applied
 the change this worker asked for), ``stats_collect`` (send your statistics snapshots),
-``stats_gathered`` (the other workers' snapshots this worker asked for). Worker ->
-supervisor: ``started``, ``ready``, ``control`` (a load/unload it answered), ``applied``,
-``stats_request`` (a statistics call to answer for all workers), ``stats_part`` (this
-worker's snapshots). End of file means the other side is gone.
+``stats_gathered`` (the other workers' snapshots this worker asked for), ``answer_collect``
+(send the typed answer you hold under this request id, if any), ``answer_gathered`` (the
+other workers' answers to this worker's lookup). Worker -> supervisor: ``started``,
+``ready``, ``control`` (a load/unload it answered), ``applied``, ``stats_request`` (a
+statistics call to answer for all workers), ``stats_part`` (this worker's snapshots),
+``answer_request`` (feedback names an answer this worker does not hold), ``answer_part``.
+End of file means the other side is gone.
 """
 
 from __future__ import annotations

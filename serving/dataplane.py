@@ -17,7 +17,10 @@ import numpy as np
 from serving import __version__
 from serving.decoding import DecodePool
 from serving.errors import InvalidInput, ModelNotFound, ModelNotReady, PermissionDenied
+from serving.explain import SIDE, occlusion_plan
+from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
+from serving.predictions import probabilities_of
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.runtime.providers import CUDA
@@ -49,6 +52,8 @@ class CoreLimits:
     max_images_per_request: int
     max_batch_size: int
     model_control: bool
+    # Images one explain request may carry (each costs one image per occluded window).
+    max_explain_images: int = 8
 
 
 class DataPlane:
@@ -75,6 +80,8 @@ class DataPlane:
         self._peers_ready = True
         self._replicate: Replicator | None = None
         self._gather: Gatherer | None = None
+        # Typed answers kept for feedback by request id (serving/feedback/answers.py).
+        self._answers: RecentAnswers | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -132,6 +139,10 @@ class DataPlane:
         """Worker processes: ``gather(name, version)`` returns the other workers' statistics
         snapshots, which :meth:`model_statistics` adds to this worker's own."""
         self._gather = gather
+
+    def keep_answers_in(self, answers: RecentAnswers | None) -> None:
+        """Typed classify calls given an ``answer_id`` keep their answer in ``answers``."""
+        self._answers = answers
 
     def model_ready(self, name: str, version: str = "") -> bool:
         """Whether ``name`` (and ``version``) can serve now; unknown models raise NotFound."""
@@ -298,8 +309,16 @@ class DataPlane:
         pixels: np.ndarray,
         deadline: float | None = None,
         keep_prepared: bool = False,
+        explain: bool = False,
+        answer_id: str = "",
     ) -> InferResult:
-        """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs)."""
+        """Classify MNIST-style images: uint8 0..255 or float32 0..1, [N,28,28] (typed APIs).
+
+        ``explain`` adds an occlusion saliency map per image (serving/explain.py);
+        ``answer_id``: keep the answer under this id for feedback (when answers are kept).
+        """
+        if explain:
+            self._check_explain(len(pixels))
         target = self.resolve(name, version)
         with target.stats.request():
             if pixels.dtype == np.uint8:
@@ -308,7 +327,12 @@ class DataPlane:
             elif pixels.dtype != np.float32:
                 raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
             batch = self.check_tensor(target, pixels)
-            return await self._run(target, batch, deadline, batch if keep_prepared else None)
+            return self._kept(
+                answer_id,
+                await self._run(
+                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
+                ),
+            )
 
     async def classify_encoded(
         self,
@@ -317,15 +341,37 @@ class DataPlane:
         files: Sequence[bytes],
         deadline: float | None = None,
         keep_prepared: bool = False,
+        explain: bool = False,
+        answer_id: str = "",
     ) -> InferResult:
-        """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs)."""
+        """Classify PNG/JPEG files of any size, converted the MNIST way (typed APIs).
+
+        ``answer_id``: keep the answer under this id for feedback (when answers are kept).
+        """
         self._check_count(len(files), "encoded images")
+        if explain:
+            self._check_explain(len(files))
         # Decoding is the expensive part: an unknown model fails before it.
         target = self.resolve(name, version)
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
-            return await self._run(target, batch, deadline, batch if keep_prepared else None)
+            return self._kept(
+                answer_id,
+                await self._run(
+                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
+                ),
+            )
+
+    def _prepared(self, batch: np.ndarray, keep: bool) -> np.ndarray | None:
+        """The prepared batch to hand back with the result: when asked, or to keep answers
+        (a reference to an array the call made anyway, never a copy)."""
+        return batch if keep or self._answers is not None else None
+
+    def _kept(self, answer_id: str, result: InferResult) -> InferResult:
+        if answer_id and self._answers is not None:
+            self._answers.keep(answer_id, result)
+        return result
 
     async def _run(
         self,
@@ -333,12 +379,54 @@ class DataPlane:
         batch: np.ndarray,
         deadline: float | None,
         prepared: np.ndarray | None = None,
+        explain: bool = False,
     ) -> InferResult:
         # Callers hold ``target.stats.request()`` around this and their checks, so every
         # request that reached a model counts once: success, or failure with its reason.
+        manifest = target.manifest
+        if explain:
+            return await self._explained(target, batch, deadline, prepared)
         rows = await target.batcher.submit(batch, deadline)
+        target.metrics.answered(probabilities_of(rows, manifest.output_kind), manifest.labels)
         return InferResult(
-            rows, target.name, target.version, target.model.provider, target.manifest, prepared
+            rows, target.name, target.version, target.model.provider, manifest, prepared
+        )
+
+    def _check_explain(self, count: int) -> None:
+        limit = self._limits.max_explain_images
+        if count > limit:
+            raise InvalidInput(
+                f"explain: {count} images in one request; the limit is {limit} (each costs "
+                "one inference per occluded window: split the request or drop explain)"
+            )
+
+    async def _explained(
+        self,
+        target: LoadedVersion,
+        batch: np.ndarray,
+        deadline: float | None,
+        prepared: np.ndarray | None,
+    ) -> InferResult:
+        """Answer ``batch`` with a saliency map per image: the images and all their occluded
+        copies go through the batcher as one request (one batched inference)."""
+        manifest = target.manifest
+        if batch[0].size != SIDE * SIDE:
+            raise InvalidInput(f"explain needs a model of 28x28 images; {target.name!r} is not")
+        occluded = occlusion_plan(batch)
+        rows = await target.batcher.submit(occluded.inputs.reshape(-1, *batch.shape[1:]), deadline)
+        probabilities = probabilities_of(rows, manifest.output_kind)
+        answered = probabilities[occluded.originals]
+        # Only the images asked about are answers; their masked copies are not.
+        target.metrics.answered(answered, manifest.labels)
+        saliency = occluded.saliency(probabilities, answered.argmax(axis=1))
+        return InferResult(
+            rows[occluded.originals],
+            target.name,
+            target.version,
+            target.model.provider,
+            manifest,
+            prepared,
+            saliency,
         )
 
     # ------------------------------------------------------------------ Triton extensions

@@ -39,5 +39,13 @@ class PermissionDenied(ServingError):
     """The operation is disabled on this server (e.g. repository control)."""
 
 
+class AnswerNotFound(ServingError):
+    """Feedback names an answer this server does not hold (unknown or expired request id)."""
+
+
+class StoreUnavailable(ServingError):
+    """The feedback store cannot take records now (down, full, locked); retry later."""
+
+
 class ModelLoadError(Exception):
     """A model version failed to load or failed its checks; never reaches clients as is."""

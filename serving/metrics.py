@@ -10,11 +10,15 @@ alone ignores that.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from serving.quality import CONFIDENCE_BUCKETS, BulkHistogram, PredictionQuality
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -117,6 +121,27 @@ class Metrics:
             registry=r,
             multiprocess_mode="livesum",
         )
+        # Live quality (serving/quality.py): recorded once per answered request.
+        self.prediction_confidence = BulkHistogram(
+            "digits_prediction_confidence",
+            "Top class probability of each answered image",
+            ["model", "version"],
+            buckets=CONFIDENCE_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "digits_predictions",
+            "Answered images by predicted label",
+            ["model", "version", "label"],
+            registry=r,
+        )
+        self.feedback = Counter(
+            "digits_feedback",
+            "Feedback stored on typed answers, by model, version and verdict (correct: a "
+            "person confirmed the answer; corrected: a person gave another label)",
+            ["model", "version", "verdict"],
+            registry=r,
+        )
 
     def serve(self, host: str, port: int) -> int:
         """Expose /metrics over HTTP; returns the bound port (port 0 picks a free one)."""
@@ -147,6 +172,7 @@ class VersionMetrics:
             reason: metrics.rejected.labels(model, version, reason)
             for reason in ("queue_full", "deadline")
         }
+        self._quality: PredictionQuality | None = None
 
     def batch_done(self, size: int, queue_waits: list[float], compute_seconds: float) -> None:
         """Record one executed batch."""
@@ -155,6 +181,15 @@ class VersionMetrics:
         self._images.inc(size)
         for wait in queue_waits:
             self._queue_wait.observe(wait)
+
+    def answered(self, probabilities: np.ndarray, labels: Sequence[str]) -> None:
+        """Record the live-quality series of answered images ([N, classes] probabilities)."""
+        if self._quality is None:
+            m = self._metrics
+            self._quality = PredictionQuality(
+                m.prediction_confidence, m.predictions, *self._labels, labels
+            )
+        self._quality.record(probabilities)
 
     def queue_depth(self, images: int) -> None:
         """Record the current queue depth."""

@@ -12,10 +12,15 @@ from serving.types import InferResult
 
 def class_probabilities(result: InferResult) -> np.ndarray:
     """[N, classes] probabilities; a sigmoid model's P(label 1) becomes two columns."""
-    if result.manifest.output_kind == "sigmoid":
-        positive = result.outputs.reshape(-1)
+    return probabilities_of(result.outputs, result.manifest.output_kind)
+
+
+def probabilities_of(outputs: np.ndarray, output_kind: str) -> np.ndarray:
+    """:func:`class_probabilities` of raw output rows and the model's output kind."""
+    if output_kind == "sigmoid":
+        positive = outputs.reshape(-1)
         return np.stack([1.0 - positive, positive], axis=1)
-    return result.outputs
+    return outputs
 
 
 def winners(probabilities: np.ndarray) -> tuple[list[int], list[float]]:

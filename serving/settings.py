@@ -236,6 +236,51 @@ class Settings:
             choices=("text", "json"),
         ),
     )
+    max_explain_images: int = field(
+        default=8,
+        metadata=_opt(
+            "images one explain=true request may carry (each runs ~70-170 occluded copies)",
+            1,
+            256,
+        ),
+    )
+    feedback_db: str = field(
+        default="",
+        metadata=_opt(
+            "feedback store URL: sqlite:///PATH (one file, WAL: safe for --workers) or "
+            "postgresql://... (shared by replicas); empty = "
+            "sqlite:///$XDG_STATE_HOME/digits-server/feedback.db "
+            "($XDG_STATE_HOME defaults to ~/.local/state)",
+        ),
+    )
+    feedback_keep_uploads: bool = field(
+        default=False,
+        metadata=_opt(
+            "also store the original image file sent with feedback (off: only the "
+            "prepared 28x28 input)"
+        ),
+    )
+    feedback_answers: int = field(
+        default=10_000,
+        metadata=_opt(
+            "recent typed answers (images) kept per process so feedback can name them by "
+            "request id (0 = none: feedback then needs the image)",
+            0,
+            10_000_000,
+        ),
+    )
+    feedback_answer_seconds: float = field(
+        default=600.0,
+        metadata=_opt("how long a typed answer is kept for feedback by request id", 1, 86400 * 7),
+    )
+    feedback_answer_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_opt(
+            "memory the kept answers may hold per process (prepared inputs and outputs)",
+            1024,
+            2**40,
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -254,6 +299,13 @@ class Settings:
             self.workers.isdigit() and 1 <= int(self.workers) <= 256
         ):
             raise ValueError(f"--workers={self.workers!r}: expected a number 1..256 or auto")
+        if self.feedback_db and not self.feedback_db.startswith(
+            ("sqlite:///", "postgresql://", "postgres://")
+        ):
+            raise ValueError(
+                f"--feedback-db: expected sqlite:///PATH or postgresql://..., got "
+                f"{self.feedback_db.split('://')[0]!r}"
+            )
 
     @property
     def worker_count(self) -> int:
@@ -322,10 +374,18 @@ def _field_type(f: dataclasses.Field) -> type:
     return str
 
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
 def _convert(f: dataclasses.Field, raw: str) -> Any:
     typ = _field_type(f)
     if raw == "" and "None" in str(f.type):
         return None
+    if typ is bool:
+        if raw.lower() not in _TRUE + _FALSE:
+            raise ValueError(f"{env_name(f.name)}={raw!r}: expected one of {_TRUE + _FALSE}")
+        return raw.lower() in _TRUE
     try:
         return typ(raw)
     except ValueError:
@@ -345,6 +405,9 @@ def build_parser() -> argparse.ArgumentParser:
         if f.metadata.get("choices"):
             kwargs["choices"] = f.metadata["choices"]
         kwargs["type"] = _field_type(f)
+        if kwargs["type"] is bool:  # --flag / --no-flag
+            del kwargs["type"]
+            kwargs["action"] = argparse.BooleanOptionalAction
         parser.add_argument(flag_name(f.name), **kwargs)
     aliases = parser.add_argument_group("Triton's names (aliases)")
     for alias, attr in TRITON_ALIASES.items():

@@ -11,6 +11,8 @@ settings in its environment and one end of a private control socket. The supervi
 - restarts a worker that died, with exponential backoff, logged and counted;
 - tells every worker whether all workers are ready (health means all of them), and relays
   each repository load/unload one worker answered to every worker, in one order;
+- relays a worker's lookup of a typed answer it does not hold (feedback by request id) to
+  the other workers;
 - forwards SIGTERM/SIGINT so every worker drains, and exits 0 after a clean drain.
 """
 
@@ -83,9 +85,11 @@ class Replication:
 
 @dataclass
 class Gathering(Replication):
-    """A statistics request: its origin waits for the other workers' snapshots."""
+    """A statistics request (or an answer lookup for feedback): its origin waits for the
+    other workers' parts, sent back as ``reply``."""
 
     parts: list[Any] = field(default_factory=list)
+    reply: str = "stats_gathered"
 
 
 class Supervisor:
@@ -297,12 +301,28 @@ class Supervisor:
             if op is not None:
                 op.waiting.discard(slot.index)
         elif kind == "stats_request":
-            await self._gather(slot, message)
-        elif kind == "stats_part":
+            await self._gather(
+                slot,
+                message,
+                "stats_collect",
+                "stats_gathered",
+                model=message["model"],
+                version=message["version"],
+            )
+        elif kind == "answer_request":
+            await self._gather(
+                slot,
+                message,
+                "answer_collect",
+                "answer_gathered",
+                request_id=message["request_id"],
+                index=message["index"],
+            )
+        elif kind in ("stats_part", "answer_part"):
             gathering = self._gatherings.get(message["id"])
             if gathering is not None and slot.index in gathering.waiting:
                 gathering.waiting.discard(slot.index)
-                gathering.parts.append(message["stats"])
+                gathering.parts.append(message["stats" if kind == "stats_part" else "answer"])
         else:
             log.warning("worker %d sent an unknown message %r", slot.index, kind)
         await self._followups()
@@ -330,18 +350,19 @@ class Supervisor:
             if not sent:
                 op.waiting.discard(worker.index)
 
-    async def _gather(self, origin: WorkerSlot, message: Message) -> None:
-        """Ask every other serving worker for its statistics; _followups answers the origin."""
+    async def _gather(
+        self, origin: WorkerSlot, message: Message, collect: str, reply: str, **fields: Any
+    ) -> None:
+        """Ask every other serving worker for its part (``collect`` with ``fields``: its
+        statistics, or an answer it holds); _followups answers the origin with ``reply``."""
         self._next_id += 1
         op_id = self._next_id
         others = [w for w in self.slots if w.channel is not None and w.index != origin.index]
-        gathering = self._gatherings[op_id] = Gathering(origin.index, message["ref"])
+        gathering = self._gatherings[op_id] = Gathering(origin.index, message["ref"], reply=reply)
         for worker in others:
             channel = worker.channel
             gathering.waiting.add(worker.index)
-            sent = channel is not None and await channel.send(
-                "stats_collect", id=op_id, model=message["model"], version=message["version"]
-            )
+            sent = channel is not None and await channel.send(collect, id=op_id, **fields)
             if not sent:
                 gathering.waiting.discard(worker.index)
 
@@ -363,7 +384,7 @@ class Supervisor:
                 del self._gatherings[op_id]
                 origin = self.slots[gathering.origin].channel
                 if origin is not None:
-                    await origin.send("stats_gathered", ref=gathering.ref, parts=gathering.parts)
+                    await origin.send(gathering.reply, ref=gathering.ref, parts=gathering.parts)
         ready = not self._stopping.is_set() and all(w.started and w.ready for w in self.slots)
         if ready != self._peers_ready:
             self._peers_ready = ready

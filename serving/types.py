@@ -34,6 +34,8 @@ class InferResult:
     manifest: ModelManifest
     # The [N,28,28] float32 images the model saw, when the caller asked for them.
     prepared: np.ndarray | None = None
+    # [N,28,28] occlusion saliency of each predicted label, when the caller asked to explain.
+    saliency: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,10 +13,11 @@ import itertools
 import logging
 import signal
 import socket
+from typing import Any
 
 from serving.app import ServerApp
 from serving.control import ControlChannel, Message
-from serving.errors import ServingError
+from serving.errors import InvalidInput, ServingError, StoreUnavailable
 from serving.settings import Settings
 from serving.statistics import stats_from_wire, stats_to_wire
 from serving.types import ModelStats
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 REPLICATION_TIMEOUT_S = 60.0
 # How long a statistics answer waits for the other workers' counters.
 STATISTICS_TIMEOUT_S = 5.0
+# How long feedback waits for the other workers to say whether they hold its answer.
+ANSWER_TIMEOUT_S = 5.0
 
 
 class WorkerLink:
@@ -45,6 +48,7 @@ class WorkerLink:
         app.dataplane.replicate_with(self._replicate)
         app.dataplane.gather_statistics_with(self._gather)
         app.dataplane.on_change(self._changed)
+        app.feedback.look_up_peers_with(self._find_answer)
 
     def keep_unloaded(self, models: list[str]) -> None:
         """Before the first load: models unloaded by request stay unloaded here too."""
@@ -108,6 +112,34 @@ class WorkerLink:
             self._gathering.pop(ref, None)
         return [[stats_from_wire(s) for s in group] for group in groups]
 
+    async def _find_answer(self, request_id: str, index: int) -> dict[str, Any] | None:
+        """The typed answer ``request_id`` as another worker holds it (see
+        AnsweredImage.to_wire), or None when none does. Feedback may reach any worker: the
+        kernel spreads connections, so the answer and its feedback often meet different
+        processes."""
+        ref = next(self._refs)
+        parts = self._gathering[ref] = asyncio.get_running_loop().create_future()
+        try:
+            if not await self._channel.send(
+                "answer_request", ref=ref, request_id=request_id, index=index
+            ):
+                return None
+            found = await asyncio.wait_for(parts, ANSWER_TIMEOUT_S)
+        except TimeoutError:
+            raise StoreUnavailable(
+                f"the other worker processes did not answer within {ANSWER_TIMEOUT_S:.0f}s; retry"
+            ) from None
+        finally:
+            self._gathering.pop(ref, None)
+        return next((part for part in found if part is not None), None)
+
+    def _local_answer(self, request_id: str, index: int) -> dict[str, Any] | None:
+        try:
+            answer = self._app.feedback.local_answer(request_id, index)
+        except InvalidInput as exc:
+            return {"error": str(exc)}
+        return None if answer is None else answer.to_wire()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Handle supervisor messages until the channel closes, then ask the worker to stop."""
         while (message := await self._channel.receive()) is not None:
@@ -135,7 +167,10 @@ class WorkerLink:
             await self._channel.send(
                 "stats_part", id=message["id"], stats=[stats_to_wire(s) for s in own]
             )
-        elif kind == "stats_gathered":
+        elif kind == "answer_collect":
+            answer = self._local_answer(message["request_id"], message["index"])
+            await self._channel.send("answer_part", id=message["id"], answer=answer)
+        elif kind in ("stats_gathered", "answer_gathered"):
             parts = self._gathering.get(message["ref"])
             if parts is not None and not parts.done():
                 parts.set_result(message["parts"])

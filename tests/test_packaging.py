@@ -135,7 +135,7 @@ def test_wheel_ships_stubs_types_and_every_model(dist):
     with zipfile.ZipFile(dist.wheel) as wheel:
         names = set(wheel.namelist())
         metadata = wheel.read(f"{NAME}.dist-info/METADATA").decode()
-    for package in ("serving", "clients", "training"):
+    for package in ("serving", "clients", "training", "evaluation"):
         assert f"{package}/py.typed" in names
         # Every file of the package ships: modules and data (e.g. serving/model.schema.json).
         for path in (ROOT / package).rglob("*"):

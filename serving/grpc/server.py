@@ -11,6 +11,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from serving.api import digits_pb2, digits_pb2_grpc, open_inference_pb2, open_inference_pb2_grpc
 from serving.dataplane import DataPlane
+from serving.feedback.service import FeedbackService
 from serving.grpc.calls import CallHandling, RequestIds
 from serving.grpc.interceptors import AuthInterceptor
 from serving.grpc.methods import MethodTable
@@ -67,9 +68,15 @@ class GrpcTransport:
     """Owns the grpc.aio server; health follows the data plane's readiness."""
 
     def __init__(
-        self, settings: Settings, dataplane: DataPlane, metrics: Metrics, auth_token: str | None
+        self,
+        settings: Settings,
+        dataplane: DataPlane,
+        metrics: Metrics,
+        auth_token: str | None,
+        feedback: FeedbackService | None = None,
     ) -> None:
         self._settings = settings
+        self._feedback = feedback
         self._dataplane = dataplane
         self._metrics = metrics
         self._token = auth_token
@@ -96,7 +103,7 @@ class GrpcTransport:
         )
         methods.add(
             digits_pb2_grpc.add_DigitClassifierServicer_to_server,
-            TypedServicer(self._dataplane, s.max_stream_inflight),
+            TypedServicer(self._dataplane, s.max_stream_inflight, self._feedback),
             calls.wrap,
         )
         # Health and reflection are the library's own, unwrapped: unmetered, never failing

@@ -16,6 +16,8 @@ STATUS_OF: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.DeadlineExceeded: grpc.StatusCode.DEADLINE_EXCEEDED,
     errors.Unauthenticated: grpc.StatusCode.UNAUTHENTICATED,
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
+    errors.AnswerNotFound: grpc.StatusCode.NOT_FOUND,
+    errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
 }
 
 

@@ -43,6 +43,9 @@ def response_to_pb(result: InferResult, request_id: str) -> pb.ClassifyResponse:
     add = response.predictions.add
     for row, winner, p in zip(probabilities.tolist(), best, best_p, strict=True):
         add(class_index=winner, label=labels[winner], probability=p, probabilities=row)
+    if result.saliency is not None:
+        for prediction, saliency in zip(response.predictions, result.saliency, strict=True):
+            prediction.saliency.extend(saliency.ravel().tolist())
     return response
 
 

@@ -16,6 +16,8 @@ STATUS_OF: dict[type[errors.ServingError], int] = {
     errors.DeadlineExceeded: 504,
     errors.Unauthenticated: 401,
     errors.PermissionDenied: 403,
+    errors.AnswerNotFound: 404,
+    errors.StoreUnavailable: 503,
 }
 # Seconds a client should wait before retrying, by status.
 RETRY_AFTER = {429: "1", 503: "1"}

@@ -19,6 +19,14 @@ from starlette.staticfiles import StaticFiles
 
 from serving.dataplane import DataPlane
 from serving.errors import InvalidInput
+from serving.feedback.service import FeedbackService
+from serving.http.feedback import (
+    apply_feedback,
+    feedback_fields_from_json,
+    feedback_stats_json,
+    receipt_json,
+    require,
+)
 from serving.http.handlers import Handlers
 from serving.http.triton_converters import config_json, stats_json
 from serving.http.typed_converters import (
@@ -53,9 +61,12 @@ def _flag(request: Request, name: str) -> bool:
 class Endpoints:
     """The endpoint functions, bound to one data plane."""
 
-    def __init__(self, dataplane: DataPlane, handlers: Handlers) -> None:
+    def __init__(
+        self, dataplane: DataPlane, handlers: Handlers, feedback: FeedbackService | None = None
+    ) -> None:
         self._core = dataplane
         self._handlers = handlers
+        self._feedback = feedback
 
     # -------------------------------------------------------------- V2 health and metadata
 
@@ -138,13 +149,19 @@ class Endpoints:
         model = request.query_params.get("model", "")
         version = request.query_params.get("version", "")
         debug = _flag(request, "debug")
+        explain = _flag(request, "explain")
         kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        answer_id = current_request_id()  # feedback names the answer by it
         if kind == "application/json":
             pixels = pixels_from_json(await self._handlers.body(request))
-            result = await self._core.classify_pixels(model, version, pixels, keep_prepared=debug)
+            result = await self._core.classify_pixels(
+                model, version, pixels, keep_prepared=debug, explain=explain, answer_id=answer_id
+            )
         else:
             files = await self._files(request, kind)
-            result = await self._core.classify_encoded(model, version, files, keep_prepared=debug)
+            result = await self._core.classify_encoded(
+                model, version, files, keep_prepared=debug, explain=explain, answer_id=answer_id
+            )
         note_model(result.model, result.version)
         return _json(classify_json(result, current_request_id(), debug))
 
@@ -169,6 +186,43 @@ class Endpoints:
             f"unsupported Content-Type {kind or '(none)'!r}: send image/png, image/jpeg, "
             "multipart/form-data with 'image' fields, or application/json pixels"
         )
+
+    async def feedback(self, request: Request) -> Response:
+        service = require(self._feedback)
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if kind == "multipart/form-data":
+            data = await self._feedback_form(request)
+        elif kind == "application/json":
+            data = feedback_fields_from_json(await self._handlers.body(request))
+        else:
+            raise InvalidInput(
+                f"unsupported Content-Type {kind or '(none)'!r}: send application/json "
+                '{"request_id": ..., "label": ...} or multipart/form-data with image and label'
+            )
+        receipt = await apply_feedback(service, data)
+        note_model(receipt.model, receipt.version)
+        return _json(receipt_json(receipt))
+
+    async def _feedback_form(self, request: Request) -> dict[str, Any]:
+        limit = self._handlers.limits.max_body_bytes
+        try:
+            async with self._handlers.limited(request).form(
+                max_files=1, max_fields=16, max_part_size=limit
+            ) as form:
+                data: dict[str, Any] = {
+                    k: v for k, v in form.items() if isinstance(v, str) and k != "image"
+                }
+                image = form.get("image")
+                if isinstance(image, UploadFile):
+                    data["image"] = await image.read()
+                if "correct" in data:
+                    data["correct"] = data["correct"].lower() in ("1", "true", "yes", "on")
+                return data
+        except HTTPException as exc:  # Starlette's word for a malformed multipart body
+            raise InvalidInput(f"multipart body: {exc.detail}") from None
+
+    async def feedback_stats(self, request: Request) -> Response:
+        return _json(feedback_stats_json(await require(self._feedback).stats()))
 
     # -------------------------------------------------------------- page and docs
 
@@ -233,6 +287,8 @@ def build_routes(endpoints: Endpoints, handlers: Handlers) -> list[BaseRoute]:
         ),
         *api("/v1/models", e.list_models, "http-typed", "ListModels"),
         *api("/v1/classify", e.classify, "http-typed", "Classify", "POST"),
+        *api("/v1/feedback", e.feedback, "http-typed", "Feedback", "POST"),
+        *api("/v1/feedback/stats", e.feedback_stats, "http-typed", "FeedbackStats"),
         Route("/", e.page, methods=["GET"]),
         Route("/openapi.json", e.openapi, methods=["GET"]),
         Route("/docs", e.docs, methods=["GET"]),

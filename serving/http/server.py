@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from serving.auth import TokenCheck
 from serving.dataplane import DataPlane
+from serving.feedback.service import FeedbackService
 from serving.http.errors import error_response
 from serving.http.handlers import Handlers, HttpLimits
 from serving.http.routes import Endpoints, build_routes
@@ -37,11 +38,12 @@ def create_app(
     auth: TokenCheck,
     limits: HttpLimits,
     worker_pid: int | None = None,
+    feedback: FeedbackService | None = None,
 ) -> Starlette:
     """The ASGI app: every route over one data plane (``worker_pid``: see Handlers)."""
     handlers = Handlers(metrics, auth, limits, worker_pid)
     return Starlette(
-        routes=build_routes(Endpoints(dataplane, handlers), handlers),
+        routes=build_routes(Endpoints(dataplane, handlers, feedback), handlers),
         # Unknown paths and wrong methods answer in the API's error shape too.
         exception_handlers={HTTPException: _http_error},
     )
@@ -66,6 +68,7 @@ class HttpTransport:
         metrics: Metrics,
         auth_token: str | None,
         sock: socket.socket | None = None,
+        feedback: FeedbackService | None = None,
     ) -> None:
         self._settings = settings
         self.app = create_app(
@@ -74,6 +77,7 @@ class HttpTransport:
             TokenCheck(auth_token),
             HttpLimits(settings.max_message_bytes),
             worker_pid(settings.worker_count),
+            feedback,
         )
         self._sock = sock
         self._server: uvicorn.Server | None = None

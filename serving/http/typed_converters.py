@@ -45,7 +45,8 @@ def pixels_from_json(body: bytes) -> np.ndarray:
 
 
 def classify_json(result: InferResult, request_id: str, debug: bool) -> dict[str, Any]:
-    """The /v1/classify answer (``prepared`` 28x28 images with ``debug``)."""
+    """The /v1/classify answer (``prepared`` 28x28 images with ``debug``; a 28x28
+    ``saliency`` per prediction when the request asked to explain)."""
     labels = result.manifest.labels
     probabilities = class_probabilities(result)
     best, best_p = winners(probabilities)
@@ -62,6 +63,10 @@ def classify_json(result: InferResult, request_id: str, debug: bool) -> dict[str
     }
     if debug and result.prepared is not None:
         answer["prepared"] = np.round(result.prepared, 4).tolist()
+    if result.saliency is not None:
+        for prediction, saliency in zip(answer["predictions"], result.saliency, strict=True):
+            # 1e-7 is float32's resolution near a probability of 1: finer digits are noise.
+            prediction["saliency"] = np.round(saliency.astype(np.float64), 7).tolist()
     return answer
 
 

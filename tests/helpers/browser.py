@@ -28,6 +28,14 @@ CHROMIUM_FLAGS = (
     "--no-first-run",
 )
 
+
+def chromium_missing() -> str | None:
+    """Why the browser tests cannot run here (a skip reason), or None when they can."""
+    if not CHROMIUM.is_file() or not CHROMEDRIVER.is_file():
+        return "Debian chromium + chromium-driver not installed (scripts/setup.sh --system)"
+    return None
+
+
 # A stroke is a polyline in pad coordinates: (0, 0) top left, (1, 1) bottom right.
 Stroke = Sequence[tuple[float, float]]
 

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
+import tempfile
 import threading
 from collections.abc import Coroutine
 from pathlib import Path
@@ -54,6 +57,17 @@ class ServerThread:
             self.loop.close()
 
 
+def _feedback_dir(repo: Path) -> Path:
+    """Where a test server keeps feedback: beside a temporary repository, else (the shipped
+    one) in a new temporary folder; never the user's state directory or the checkout."""
+    parent = repo.resolve().parent
+    if parent.is_relative_to(Path(tempfile.gettempdir()).resolve()):
+        return parent
+    folder = Path(tempfile.mkdtemp(prefix="digits-feedback-"))
+    atexit.register(shutil.rmtree, folder, True)
+    return folder
+
+
 def loopback_settings(repo: Path, **changes: Any) -> Settings:
     """Settings for a test server on 127.0.0.1, port 0, no metrics port, no polling."""
     base = Settings(
@@ -66,6 +80,7 @@ def loopback_settings(repo: Path, **changes: Any) -> Settings:
         metrics_port=-1,
         repository_poll_seconds=0,
         grace_seconds=1,
+        feedback_db=f"sqlite:///{_feedback_dir(repo) / 'feedback.db'}",
     )
     if not (repo / base.default_model).is_dir():
         # The tests' tiny repositories have no robust model; their cnn is the default there.

@@ -119,6 +119,19 @@ def test_metrics_counter_is_the_exact_sum_over_workers(cluster: WorkerServer) ->
     assert len(per_pid) == 2, f"16 connections all went to one worker: {per_pid}"
 
 
+def test_live_quality_series_are_the_exact_sum_over_workers(cluster: WorkerServer) -> None:
+    names = ("digits_predictions_total", "digits_prediction_confidence_count")
+    before = [sample(cluster.metrics(), name, model="cnn") for name in names]
+    pids = set()
+    for _ in range(16):
+        with cluster.channel() as channel:
+            _response, rpc = infer(open_inference_pb2_grpc.GRPCInferenceServiceStub(channel))
+        pids.add(answered_by(rpc))
+    after = [sample(cluster.metrics(), name, model="cnn") for name in names]
+    assert [a - b for a, b in zip(after, before, strict=True)] == [16, 16]
+    assert len(pids) == 2, "16 connections all went to one worker"
+
+
 def test_unload_and_load_reach_every_worker(cluster: WorkerServer) -> None:
     assert ready_everywhere(cluster, "other") == {True}
     control(cluster, "unload", "other")

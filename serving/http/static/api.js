@@ -30,12 +30,14 @@ export async function listModels() {
 }
 
 /**
- * POST one PNG/JPEG to v1/classify with the prepared 28x28 pixels (debug=1).
+ * POST one PNG/JPEG to v1/classify with the prepared 28x28 pixels (debug=1), and with
+ * `explain` a 28x28 saliency map per prediction.
  * @returns {Promise<{answer: object, elapsedMs: number}>}
  */
-export async function classify(blob, model, signal) {
+export async function classify(blob, model, signal, explain = false) {
   const params = new URLSearchParams({ debug: "1" });
   if (model) params.set("model", model);
+  if (explain) params.set("explain", "1");
   const started = performance.now();
   const response = await fetch(`v1/classify?${params}`, {
     method: "POST",
@@ -45,4 +47,20 @@ export async function classify(blob, model, signal) {
   });
   const answer = await json(response);
   return { answer, elapsedMs: performance.now() - started };
+}
+
+/** POST v1/feedback: `{request_id, label}` or `{request_id, correct: true}`; the receipt. */
+export async function sendFeedback(body) {
+  return json(
+    await fetch("v1/feedback", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify(body),
+    }),
+  );
+}
+
+/** GET v1/feedback/stats: rated answers, corrections and accuracy per model version. */
+export async function feedbackStats() {
+  return json(await fetch("v1/feedback/stats"));
 }

@@ -2,6 +2,8 @@
 // POST /v1/classify. Plain browser JavaScript modules: no build step, nothing from elsewhere.
 import { createAnswer } from "./answer.js";
 import { classify, listModels } from "./api.js";
+import { createExplain } from "./explain.js";
+import { createFeedback } from "./feedback.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
 import { createUpload } from "./upload.js";
@@ -11,6 +13,7 @@ import { createUpload } from "./upload.js";
 const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
+const feedback = createFeedback();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
 let source = null;
@@ -36,11 +39,22 @@ async function classifyCurrent() {
   const blob = source.kind === "upload" ? source.blob : pad.toPng();
   answer.setStatus("Classifying\u2026", "busy");
   try {
-    const { answer: result, elapsedMs } = await classify(blob, picker.selected(), controller.signal);
-    if (seq === requestSeq) answer.show(result, elapsedMs);
+    const { answer: result, elapsedMs } = await classify(
+      blob,
+      picker.selected(),
+      controller.signal,
+      explanation.enabled(),
+    );
+    if (seq === requestSeq) {
+      answer.show(result, elapsedMs);
+      explanation.show(result.predictions[0].saliency);
+      feedback.offer(result);
+    }
   } catch (error) {
     if (error.name === "AbortError" || seq !== requestSeq) return;
     answer.reset(picker.labels());
+    explanation.clear();
+    feedback.hide();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
       : `Cannot reach the server: ${error.message}`;
@@ -84,12 +98,22 @@ const picker = createModelPicker({
   },
 });
 
+// Turning explain on (or off) asks again for the answer on screen.
+const explanation = createExplain({
+  onToggle() {
+    if (source) classifyCurrent();
+    else explanation.clear();
+  },
+});
+
 document.getElementById("clear").addEventListener("click", () => {
   cancelPending();
+  explanation.clear();
   source = null;
   pad.clear();
   upload.hide();
   answer.reset(picker.labels());
+  feedback.hide();
   answer.setStatus("Cleared.");
 });
 

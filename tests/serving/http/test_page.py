@@ -360,7 +360,10 @@ def test_keyboard_only_use(page: WebDriver):
     assert focused.get_attribute("data-testid") == "clear"
     focused.send_keys(Keys.ENTER)
     assert find(page, "prediction").text == ""
-    # Next stop: the (visually hidden) file input, whose styled label shows the focus ring.
+    # Next stops: the explain toggle under the answer, then the (visually hidden) file input,
+    # whose styled label shows the focus ring.
+    ActionChains(page).send_keys(Keys.TAB).perform()
+    assert page.switch_to.active_element.get_attribute("data-testid") == "explain"
     ActionChains(page).send_keys(Keys.TAB).perform()
     assert page.switch_to.active_element.get_attribute("data-testid") == "upload"
     ring = page.execute_script(

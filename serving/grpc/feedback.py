@@ -1,0 +1,38 @@
+"""``digits.v1.DigitClassifier/Feedback`` messages <-> the feedback service."""
+
+from __future__ import annotations
+
+from serving.api import digits_pb2 as pb
+from serving.errors import InvalidInput, StoreUnavailable
+from serving.feedback.service import FeedbackService, Receipt
+
+
+async def feedback(
+    service: FeedbackService | None, request: pb.FeedbackRequest
+) -> pb.FeedbackResponse:
+    """Feedback by request id, or with the image itself when ``image`` is set."""
+    if service is None:
+        raise StoreUnavailable("feedback is not enabled on this server")
+    if request.image:
+        if request.request_id:
+            raise InvalidInput("send either request_id or image, not both")
+        receipt = await service.on_image(
+            request.model, request.version, request.image, request.label
+        )
+    else:
+        receipt = await service.on_answer(
+            request.request_id, request.index, request.label or None, request.correct
+        )
+    return receipt_to_pb(receipt)
+
+
+def receipt_to_pb(receipt: Receipt) -> pb.FeedbackResponse:
+    """The stored record as the API answers it."""
+    return pb.FeedbackResponse(
+        id=receipt.id,
+        model=receipt.model,
+        version=receipt.version,
+        predicted=receipt.predicted,
+        label=receipt.label,
+        verdict=receipt.verdict,
+    )
