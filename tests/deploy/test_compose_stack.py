@@ -185,6 +185,11 @@ def test_prometheus_in_compose_scrapes_the_server(stack: ComposeProject):
         "Prometheus to scrape the server", lambda: prometheus_up(stack) or None, 60, 0.5
     )
     assert list(targets.values()) == ["1"], targets
+    # The live-quality rules (deploy/prometheus/rules/, mounted by compose) are loaded.
+    body = http_get(f"http://{stack.address('prometheus', 9090)}/api/v1/rules")
+    assert body is not None
+    groups = json.loads(body)["data"]["groups"]
+    assert groups and all(g["rules"] for g in groups), groups
 
 
 def test_dashboard_queries_what_the_container_exports_and_prometheus_runs_them(
