@@ -143,6 +143,11 @@ def series_names(families: Iterable[Any]) -> set[str]:
     return names
 
 
+def dashboard_metric_names() -> set[str]:
+    """The server metrics the dashboard's queries name (not the recording rules' ``a:b:c``)."""
+    return {m for e in dashboard_exprs() for m in re.findall(r"(?<![:\w])digits_\w+", e)}
+
+
 def dashboard_exprs() -> list[str]:
     """Every panel query of the Grafana dashboard."""
     dashboard = json.loads((DEPLOY / "grafana" / "digits-dashboard.json").read_text())

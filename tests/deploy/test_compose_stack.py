@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -39,7 +38,7 @@ from tests.deploy.compose_project import (
     engine_env,
     engine_missing,
 )
-from tests.deploy.helpers import ROOT, dashboard_exprs, series_names
+from tests.deploy.helpers import ROOT, dashboard_exprs, dashboard_metric_names, series_names
 from tests.helpers.http import http
 
 WHY_NOT = engine_missing()
@@ -199,7 +198,7 @@ def test_dashboard_queries_what_the_container_exports_and_prometheus_runs_them(
     text = http_get(f"http://{stack.address('server', 8002)}/metrics")
     assert text is not None
     exported = series_names(text_string_to_metric_families(text.decode()))
-    used = {m for expr in dashboard_exprs() for m in re.findall(r"\bdigits_\w+", expr)}
+    used = dashboard_metric_names()
     assert used and used <= exported, f"not exported by the server image: {used - exported}"
     prometheus = f"http://{stack.address('prometheus', 9090)}/api/v1/query?query="
     answered = {}

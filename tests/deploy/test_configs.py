@@ -22,7 +22,7 @@ from clients.processes import find_binary, free_port
 from deploy.nginx_conf import Side, render_local
 from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
-from tests.deploy.helpers import DEPLOY, dashboard_exprs, series_names
+from tests.deploy.helpers import DEPLOY, dashboard_metric_names, series_names
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_softmax, publish
 
@@ -111,7 +111,7 @@ def exported_series_names() -> set[str]:
 
 def test_dashboard_queries_only_metrics_the_server_exports():
     exported = exported_series_names()
-    used = {m for expr in dashboard_exprs() for m in re.findall(r"(?<![:\w])digits_\w+", expr)}
+    used = dashboard_metric_names()
     assert used, "dashboard has no digits_* queries"
     assert used <= exported, f"unknown series: {used - exported}"
     # The metrics the dashboard is meant to cover.
