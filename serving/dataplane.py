@@ -21,6 +21,7 @@ from serving.explain import SIDE, occlusion_plan
 from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.predictions import probabilities_of
+from serving.reading import ReadResult, check_reads_digits, read_result
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
 from serving.request_context import note_model
@@ -381,6 +382,24 @@ class DataPlane:
         if answer_id and self._answers is not None:
             self._answers.keep(answer_id, result)
         return result
+
+    async def read(
+        self,
+        name: str,
+        version: str,
+        data: bytes,
+        deadline: float | None = None,
+        keep_prepared: bool = False,
+    ) -> ReadResult:
+        """Read every digit of one PNG/JPEG (a number), all digits in one batch."""
+        target = self.resolve(name, version)
+        check_reads_digits(target.name, target.manifest.labels)
+        with target.stats.request():
+            reading = await self._decoder.read(data)
+            self._check_count(len(reading.images), "digits found in the image")
+            batch = self.check_tensor(target, reading.images)
+            prepared = batch if keep_prepared else None
+            return read_result(reading, await self._run(target, batch, deadline, prepared))
 
     async def _run(
         self,

@@ -28,6 +28,7 @@ from serving.http.feedback import (
     require,
 )
 from serving.http.handlers import Handlers
+from serving.http.read_converters import read_json
 from serving.http.triton_converters import config_json, stats_json
 from serving.http.typed_converters import (
     IMAGE_TYPES,
@@ -167,6 +168,20 @@ class Endpoints:
         note_model(result.model, result.version)
         return _json(classify_json(result, current_request_id(), debug))
 
+    async def read(self, request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        files = await self._files(request, kind)
+        if len(files) != 1:
+            raise InvalidInput(f"send one image to read, got {len(files)}")
+        result = await self._core.read(
+            request.query_params.get("model", ""),
+            request.query_params.get("version", ""),
+            files[0],
+            keep_prepared=_flag(request, "debug"),
+        )
+        note_model(result.model, result.version)
+        return _json(read_json(result, current_request_id(), _flag(request, "debug")))
+
     async def _files(self, request: Request, kind: str) -> list[bytes]:
         if kind in IMAGE_TYPES:
             return [await self._handlers.body(request)]
@@ -291,6 +306,7 @@ def build_routes(endpoints: Endpoints, handlers: Handlers) -> list[BaseRoute]:
         *api("/v1/classify", e.classify, "http-typed", "Classify", "POST"),
         *api("/v1/feedback", e.feedback, "http-typed", "Feedback", "POST"),
         *api("/v1/feedback/stats", e.feedback_stats, "http-typed", "FeedbackStats"),
+        *api("/v1/read", e.read, "http-typed", "Read", "POST"),
         Route("/", e.page, methods=["GET"]),
         Route("/openapi.json", e.openapi, methods=["GET"]),
         Route("/docs", e.docs, methods=["GET"]),
