@@ -106,6 +106,8 @@ class Endpoints:
 
     async def infer(self, request: Request) -> Response:
         p = request.path_params
+        # The model first: a body that fails to parse is then counted under its model.
+        self._core.resolve_for_inference(p["model"], p.get("version", ""))
         body = await self._handlers.body(request)
         parsed = infer_request_from_body(body, request.headers.get(HEADER_LENGTH))
         result = await self._core.infer(

@@ -22,7 +22,11 @@ def digit_ink(ink: np.ndarray, mask: np.ndarray) -> np.ndarray:
     (and their anti-aliased rim) is 0, so specks inside the box are gone."""
     rim = ndimage.maximum_filter(mask, 3)  # the 8 neighbours: a binary dilation
     values = ink[mask]
-    top = float(np.percentile(values, INK_PERCENTILE)) if values.size else 1.0
+    if values.size:
+        nth = (values.size - 1) * INK_PERCENTILE // 100  # np.partition: ~5x np.percentile
+        top = float(np.partition(values, nth)[nth])
+    else:
+        top = 1.0
     return np.clip(np.where(rim, ink, 0.0) / max(top, 1e-3), 0.0, 1.0).astype(np.float32)
 
 
