@@ -20,7 +20,7 @@ from training.plots import (
     plot_learning_curves,
     signal_pixels,
 )
-from training.publish import MODEL_FILE, build_manifest, library_versions, staging
+from training.publish import KERAS_FILE, MODEL_FILE, build_manifest, library_versions, staging
 
 __all__ = ["PublishedModel", "train_and_publish"]
 
@@ -126,6 +126,9 @@ def train_and_publish(
             spec.output_kind,
             required_accuracy=spec.required_accuracy if enforce_accuracy else None,
         )
+        # Kept for fine-tuning (digits-train --fine-tune starts from it); the server reads only
+        # model.onnx, and the wheel leaves it out (setup.py).
+        result.model.save(stage.path / KERAS_FILE)
         artifacts = _write_artifacts(
             spec,
             result.model,

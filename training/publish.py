@@ -31,6 +31,7 @@ from serving.model_format import (
 from training.models import INPUT_NAME, OUTPUT_NAME, ModelSpec
 
 __all__ = [
+    "KERAS_FILE",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "PublishError",
@@ -43,6 +44,8 @@ __all__ = [
     "staging",
 ]
 
+# The trained Keras model, kept beside model.onnx so a later run can fine-tune from it.
+KERAS_FILE = "model.keras"
 _VERSION = re.compile(r"^[0-9]+$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_RENAME_ATTEMPTS = 20
