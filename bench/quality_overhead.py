@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -35,11 +34,11 @@ if __package__ in (None, ""):
 
 import numpy as np
 
-from bench.host import ROOT
+from bench.host import ROOT, cpu_seconds
+from bench.servers import in_process_settings
 from clients.server_process import ServerProcess, serve_argv
 from serving.app import ServerApp
 from serving.metrics import Metrics
-from serving.settings import Settings
 
 LABELS = tuple(str(d) for d in range(10))
 
@@ -74,15 +73,7 @@ async def in_process(model: str, requests: int, rounds: int) -> dict[str, float]
     """Median CPU microseconds per awaited ``DataPlane.classify_pixels`` of one image on the
     shipped ``model``, series on vs off (rounds interleaved; no transport, so the few
     microseconds are not lost in a gRPC call's noise)."""
-    settings = Settings(
-        model_repository=ROOT / "model_repository",
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        http_port=-1,
-        metrics_port=-1,
-        repository_poll_seconds=0,
-    )
-    app = ServerApp(settings)
+    app = ServerApp(in_process_settings())
     await app.start()
     try:
         dataplane = app.dataplane
@@ -114,12 +105,6 @@ async def in_process(model: str, requests: int, rounds: int) -> dict[str, float]
 
 def _skip(probabilities: np.ndarray, labels: object) -> None:
     """Record nothing (the series switched off)."""
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time a process has used so far (all its threads)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def answered_requests(metrics_port: int) -> float:

@@ -10,8 +10,22 @@ from pathlib import Path
 
 from bench.host import ROOT
 from clients.server_process import ServerProcess, serve_argv
+from serving.settings import Settings
 
 READY_TIMEOUT_S = 120.0
+
+
+def in_process_settings(repository: Path = ROOT / "model_repository") -> Settings:
+    """Settings for a ServerApp run inside the benchmark's own process: gRPC on a free
+    loopback port, no HTTP or metrics listener, no repository polling."""
+    return Settings(
+        model_repository=repository,
+        grpc_host="127.0.0.1",
+        grpc_port=0,
+        http_port=-1,
+        metrics_port=-1,
+        repository_poll_seconds=0,
+    )
 
 
 def _started(name: str, argv: list[str]) -> ServerProcess:

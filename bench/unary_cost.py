@@ -18,12 +18,11 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from bench.host import ROOT
+from bench.servers import in_process_settings
 from serving.api import open_inference_pb2 as pb
 from serving.app import ServerApp
 from serving.grpc.v2_converters import inputs_from_pb, response_to_pb
 from serving.request_context import RequestInfo, current_request
-from serving.settings import Settings
 
 ROUNDS, CALLS = 5, 2000
 
@@ -51,15 +50,7 @@ async def _best_async(step: Callable[[], object]) -> float:
 
 async def measure(model: str) -> list[tuple[str, float]]:
     """(step, CPU us per call) for one batch-1 request to ``model``."""
-    settings = Settings(
-        model_repository=ROOT / "model_repository",
-        grpc_host="127.0.0.1",
-        grpc_port=0,
-        http_port=-1,
-        metrics_port=-1,
-        repository_poll_seconds=0,
-    )
-    app = ServerApp(settings)
+    app = ServerApp(in_process_settings())
     await app.start()
     try:
         images = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
