@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from training.plots import (
     plot_learning_curves,
     signal_pixels,
 )
-from training.publish import KERAS_FILE, MODEL_FILE, build_manifest, library_versions, staging
+from training.publish import KERAS_FILE, MODEL_FILE, commit_gated, library_versions, staging
 
 __all__ = ["PublishedModel", "train_and_publish"]
 
@@ -165,18 +164,10 @@ def train_and_publish(
             "artifacts": artifacts,
             "versions": versions,
         }
-        (stage.path / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        manifest = build_manifest(
-            spec,
-            training=training_info,
-            # The gate's figure: argmax over the same probabilities the ONNX file was held to.
-            test_accuracy=report.keras_accuracy,
-            onnx_accuracy=report.onnx_accuracy,
-            max_abs_diff=report.max_abs_diff,
-            opset=OPSET,
+        final = commit_gated(
+            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET,
             versions=versions,
-        )
-        final = stage.commit(manifest)
+        )  # fmt: skip
     print(f"{spec.name}: published {final}", file=sys.stderr, flush=True)
     return PublishedModel(
         name=spec.name,

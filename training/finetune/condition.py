@@ -37,7 +37,7 @@ def send_with_feedback(base_url: str, photos: Path, model: str) -> tuple[int, in
             "POST",
             "/v1/feedback",
             json.dumps(
-                {"request_id": answer.body["request_id"], "index": 0, "label": str(item["digit"])}
+                {"request_id": answer.body["request_id"], "index": 0, "label": str(item["label"])}
             ).encode(),
             "application/json",
         )

@@ -8,7 +8,6 @@ candidate stays in its run folder, its report naming the rule it failed.
 
 from __future__ import annotations
 
-import json
 import shutil
 import sys
 import time
@@ -29,7 +28,7 @@ from training.models import MODELS, ModelSpec, TrainConfig, compile_model
 from training.publish import (
     KERAS_FILE,
     MODEL_FILE,
-    build_manifest,
+    commit_gated,
     existing_versions,
     library_versions,
     staging,
@@ -125,7 +124,10 @@ def _train(
     targets = spec.targets(y)
     if config.augment or config.augment_shift:
         history = model.fit(
-            _augmented_dataset(x, targets, config), epochs=config.epochs, verbose=verbose
+            _augmented_dataset(x, targets, config),
+            epochs=config.epochs,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=verbose,
         )
     else:
         history = model.fit(
@@ -248,17 +250,10 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
             "opset": OPSET,
             "versions": versions,
         }
-        (stage.path / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        manifest = build_manifest(
-            spec,
-            training=training_info,
-            test_accuracy=report.keras_accuracy,
-            onnx_accuracy=report.onnx_accuracy,
-            max_abs_diff=report.max_abs_diff,
-            opset=OPSET,
+        final = commit_gated(
+            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET,
             versions=versions,
-        )
-        final = stage.commit(manifest)
+        )  # fmt: skip
     _say(f"published {final}")
     return FineTuneResult(run_dir, served, checks, report, final, reports)
 
