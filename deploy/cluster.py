@@ -214,21 +214,23 @@ class LocalCluster:
         return counts
 
     def nginx_log_summary(self) -> dict[str, int]:
-        """Counts from nginx's access log.
-
-        ``attempts``: RPC attempts nginx saw (client retries count again);
-        ``unavailable``: attempts nginx answered itself with gRPC UNAVAILABLE (status 204 from
-        @grpc_unavailable) or an HTTP 5xx, i.e. the replica died with the RPC in flight;
-        ``nginx_retried``: attempts nginx moved to another replica on its own (several
-        upstream addresses: the first refused the connection).
-        """
+        """Counts from nginx's gRPC access log (see :func:`nginx_log_summary`)."""
         path = self.workdir / "nginx" / "nginx-access.log"
-        lines = path.read_text().splitlines() if path.exists() else []
-        upstreams = [line.split('upstream="', 1)[-1].split('"', 1)[0] for line in lines]
-        return {
-            "attempts": len(lines),
-            "unavailable": sum(
-                re.search(r" status=(204|50\d) ", line) is not None for line in lines
-            ),
-            "nginx_retried": sum("," in u for u in upstreams),
-        }
+        return nginx_log_summary(path.read_text().splitlines() if path.exists() else [])
+
+
+def nginx_log_summary(lines: list[str]) -> dict[str, int]:
+    """Counts from the lines of nginx's gRPC access log (the ``grpc`` log format).
+
+    ``attempts``: RPC attempts nginx saw (client retries count again);
+    ``unavailable``: attempts nginx answered itself with gRPC UNAVAILABLE (status 204 from
+    @grpc_unavailable) or an HTTP 5xx, i.e. the replica died with the RPC in flight;
+    ``nginx_retried``: attempts nginx moved to another replica on its own (several
+    upstream addresses: the first refused the connection).
+    """
+    upstreams = [line.split('upstream="', 1)[-1].split('"', 1)[0] for line in lines]
+    return {
+        "attempts": len(lines),
+        "unavailable": sum(re.search(r" status=(204|50\d) ", line) is not None for line in lines),
+        "nginx_retried": sum("," in u for u in upstreams),
+    }

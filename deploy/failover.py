@@ -35,6 +35,22 @@ class FailoverReport:
         return dict(self.__dict__)
 
 
+def balanced_load(address: str, model: str, concurrency: int = 4) -> BackgroundLoad:
+    """Started closed-loop load through a balancer: typed Classify, batches of 4, with the
+    UNAVAILABLE retry policy, bounded (the caller stops it, or it ends after 60 s)."""
+    config = LoadConfig(
+        Endpoint(address, options=retry_options(max_attempts=4)),
+        model,
+        api="typed",
+        concurrency=concurrency,
+        batch=4,
+        duration=60.0,
+        warmup=0,
+        timeout=10,
+    )
+    return BackgroundLoad(config).start()
+
+
 def run_failover(
     cluster: LocalCluster,
     model: str = "cnn",
@@ -47,18 +63,7 @@ def run_failover(
     t0 = time.monotonic()
     all_up = {r.metrics_target: "up" for r in cluster.replicas}
     targets_before = cluster.wait_targets(all_up)
-    # Typed Classify with the UNAVAILABLE retry policy, bounded: stopped below or after 60 s.
-    config = LoadConfig(
-        Endpoint(cluster.lb_address, options=retry_options(max_attempts=4)),
-        model,
-        api="typed",
-        concurrency=concurrency,
-        batch=4,
-        duration=60.0,
-        warmup=0,
-        timeout=10,
-    )
-    load = BackgroundLoad(config).start()
+    load = balanced_load(cluster.lb_address, model, concurrency)
 
     def first_successes() -> bool:
         if not load.running():

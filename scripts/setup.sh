@@ -5,7 +5,8 @@
 #   scripts/setup.sh                 serving side + clients with plotting (no TensorFlow)
 #   scripts/setup.sh --dev           + test tools and tritonclient
 #   scripts/setup.sh --dev --train   + TensorFlow/Keras/tf2onnx for training
-#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium, postgresql (tests, local cluster)
+#   scripts/setup.sh --system        + Debian's prometheus, nginx, chromium, postgresql (tests, local cluster),
+#                                      podman (the compose test)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -31,6 +32,14 @@ if [[ $system == 1 ]]; then
   command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
   # A real Postgres for the feedback store's tests (started per test session, never as a service).
   compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
+  # Container engine for the compose test (tests/deploy/test_compose_stack.py, docs/deploy.md
+  # "Podman"): Debian's podman with runc (its default crun refuses hybrid cgroups hosts),
+  # netavark + aardvark-dns so services find each other by name and iptables for their ports
+  # (recommends, which --no-install-recommends below drops), mmdebstrap for the base image.
+  # podman-compose comes from PyPI (the dev extra): Debian's 1.0.3 ignores name: and profiles:.
+  for pkg in podman runc netavark aardvark-dns iptables mmdebstrap; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
+  done
   if ((${#need[@]})); then
     sudo=""
     [[ $(id -u) == 0 ]] || sudo="sudo"

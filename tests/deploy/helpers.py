@@ -6,6 +6,7 @@ import dataclasses
 import json
 import re
 import tomllib
+from collections.abc import Iterable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -127,3 +128,27 @@ def substitute(text: str, variables: dict[str, str]) -> str:
     return re.sub(
         r"\$\{(\w+)\}|\$(\w+)", lambda m: variables.get(m.group(1) or m.group(2), m.group(0)), text
     )
+
+
+def series_names(families: Iterable[Any]) -> set[str]:
+    """Series names of metric families (counters get _total, histograms 3 series + _created)."""
+    names = set()
+    for family in families:
+        if family.type == "counter":
+            names |= {f"{family.name}_total", f"{family.name}_created"}
+        elif family.type == "histogram":
+            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def dashboard_metric_names() -> set[str]:
+    """The server metrics the dashboard's queries name (not the recording rules' ``a:b:c``)."""
+    return {m for e in dashboard_exprs() for m in re.findall(r"(?<![:\w])digits_\w+", e)}
+
+
+def dashboard_exprs() -> list[str]:
+    """Every panel query of the Grafana dashboard."""
+    dashboard = json.loads((DEPLOY / "grafana" / "digits-dashboard.json").read_text())
+    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]

@@ -34,11 +34,12 @@ def services(compose: dict) -> dict[str, dict]:
 
 
 def server_services(services: dict[str, dict]) -> dict[str, dict]:
-    """Services built from Dockerfile.server (the replicas)."""
+    """Services that run the server image's digits-serve (the replicas; not models-init)."""
     return {
         name: s
         for name, s in services.items()
         if s.get("build", {}).get("dockerfile", "").endswith("Dockerfile.server")
+        and "entrypoint" not in s
     }
 
 
@@ -199,3 +200,52 @@ def test_grafana_mounts_the_dashboard_and_provisioning(services):
     sources = {v.split(":")[0] for v in grafana["volumes"]}
     assert "./deploy/grafana/digits-dashboard.json" in sources
     assert "./deploy/grafana/provisioning" in sources
+
+
+def test_models_init_seeds_the_volume_before_any_server_or_the_trainer(services):
+    """The shipped models reach the volume whatever starts first (deploy/seed_models.py)."""
+    from deploy.seed_models import main
+
+    init = services["models-init"]
+    assert init["image"] == services["server"]["image"] and "profiles" not in init
+    assert init["entrypoint"] == ["python", "/opt/digits/seed_models.py"]
+    assert init["restart"] == "no"
+    dockerfile = parse_dockerfile(ROOT / init["build"]["dockerfile"])
+    baked = {i.args.split()[-1]: i.args.split()[-2] for i in dockerfile if i.keyword == "COPY"}
+    assert baked["/opt/digits/seed_models.py"] == "deploy/seed_models.py"
+    # It reads the image's shipped /models and writes the volume, mounted elsewhere.
+    command = init["command"]
+    assert command[command.index("--source") + 1] == "/models"
+    target = command[command.index("--target") + 1]
+    assert init["volumes"] == [f"models:{target}"]
+    assert main(["--source", "/nonexistent", "--target", "/nonexistent"]) == 1  # parses
+    runs = " ".join(i.args for i in dockerfile if i.keyword == "RUN")
+    assert f"install -d -o 10001 -g 10001 {target}" in runs, "mount point owned by the user"
+    for name in [*server_services(services), "trainer"]:
+        condition = services[name]["depends_on"]["models-init"]["condition"]
+        assert condition == "service_completed_successfully", name
+
+
+def test_local_base_image_is_a_build_argument_with_the_pinned_default(services):
+    """DIGITS_PYTHON_IMAGE swaps the base (podman route); unset, the pinned upstream tag."""
+    for name, service in services.items():
+        if "build" in service:
+            arg = service["build"]["args"]["PYTHON_IMAGE"]
+            assert arg == "${DIGITS_PYTHON_IMAGE:-python:3.11.13-slim-bookworm}", name
+
+
+def test_grafana_provisioning_points_at_the_mounted_dashboard_and_compose_prometheus(services):
+    """Grafana has no Debian package to run here: its provisioning is checked against compose."""
+    grafana = services["grafana"]
+    mounts = dict(v.split(":")[:2] for v in grafana["volumes"])
+    provider = load_yaml(DEPLOY / "grafana" / "provisioning" / "dashboards" / "digits.yml")
+    dashboard_in_container = Path(mounts["./deploy/grafana/digits-dashboard.json"])
+    assert [p["options"]["path"] for p in provider["providers"]] == [
+        str(dashboard_in_container.parent)
+    ]
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    source = load_yaml(DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml")
+    published = {int(p.split(":")[-1]) for p in services["prometheus"]["ports"]}
+    assert [d["url"] for d in source["datasources"]] == [
+        f"http://prometheus:{port}" for port in published
+    ]

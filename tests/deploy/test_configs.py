@@ -22,7 +22,7 @@ from clients.processes import find_binary, free_port
 from deploy.nginx_conf import Side, render_local
 from deploy.services import render_prometheus_conf
 from serving.metrics import Metrics
-from tests.deploy.helpers import DEPLOY
+from tests.deploy.helpers import DEPLOY, dashboard_metric_names, series_names
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.tiny_models import linear_softmax, publish
 
@@ -106,25 +106,12 @@ def test_prometheus_configs_pass_promtool(tmp_path, which):
 
 def exported_series_names() -> set[str]:
     """Every series name the server can export (counters get _total, histograms 3 series)."""
-    names = set()
-    for family in Metrics().registry.collect():
-        if family.type == "counter":
-            names |= {f"{family.name}_total", f"{family.name}_created"}
-        elif family.type == "histogram":
-            names |= {f"{family.name}_{s}" for s in ("bucket", "sum", "count", "created")}
-        else:
-            names.add(family.name)
-    return names
-
-
-def dashboard_exprs() -> list[str]:
-    dashboard = json.loads((DEPLOY / "grafana" / "digits-dashboard.json").read_text())
-    return [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
+    return series_names(Metrics().registry.collect())
 
 
 def test_dashboard_queries_only_metrics_the_server_exports():
     exported = exported_series_names()
-    used = {m for expr in dashboard_exprs() for m in re.findall(r"(?<![:\w])digits_\w+", expr)}
+    used = dashboard_metric_names()
     assert used, "dashboard has no digits_* queries"
     assert used <= exported, f"unknown series: {used - exported}"
     # The metrics the dashboard is meant to cover.

@@ -51,8 +51,8 @@ def test_base_images_are_pinned_and_match_requires_python(dockerfile):
         assert lo <= int(match.group(1)) < hi, f"{image} outside requires-python {requires}"
 
 
-def test_multi_stage_with_named_stages(dockerfile):
-    _name, ins = dockerfile
+def test_server_is_multi_stage_with_named_stages():
+    ins = parse_dockerfile(DOCKERFILES["server"])
     froms = of(ins, "FROM")
     assert len(froms) >= 2, "expected a build stage and a runtime stage"
     names = [f.args.split()[-1] for f in froms if " AS " in f.args.upper()]
@@ -60,6 +60,20 @@ def test_multi_stage_with_named_stages(dockerfile):
     # The runtime stage takes the venv from the build stage instead of compiling anything.
     assert any("--from=build" in c.args for c in of(ins, "COPY", len(froms)))
     assert not any("pip install" in r.args for r in of(ins, "RUN", len(froms)))
+
+
+def test_trainer_shares_the_server_dependency_layer_word_for_word():
+    """One stage (a runtime stage would copy its 1.6 GB venv again), whose steps up to the
+    serving side's dependency install are the server's to the letter, so a builder reuses them."""
+    server = parse_dockerfile(DOCKERFILES["server"])
+    trainer = parse_dockerfile(DOCKERFILES["trainer"])
+    assert len(of(trainer, "FROM")) == 1
+    # Stage names do not take part in the cache key; the base image does.
+    server_build = [(i.keyword, i.args.split(" AS ")[0]) for i in server if i.stage == 1]
+    trainer_steps = [(i.keyword, i.args.split(" AS ")[0]) for i in trainer if i.stage == 1]
+    install = next(i for i in server_build if i[0] == "RUN" and "-r requirements.txt" in i[1])
+    shared = server_build[: server_build.index(install) + 1]
+    assert trainer_steps[: len(shared)] == shared
 
 
 def test_runs_as_a_fixed_non_root_user(dockerfile):
@@ -74,12 +88,24 @@ def test_runs_as_a_fixed_non_root_user(dockerfile):
 
 
 def test_server_image_installs_only_the_serving_side():
+    """Dependencies from pyproject.toml (no extras for the server, train for the trainer),
+    then the project itself with --no-deps, checked with `pip check`."""
+    from deploy.docker.requirements import requirements
+
     ins = parse_dockerfile(DOCKERFILES["server"])
     runs = " ".join(r.args for r in of(ins, "RUN"))
-    assert re.search(r"pip install \.(\s|$)", runs), "server image must `pip install .`"
-    assert "[train]" not in runs and "tensorflow" not in runs.lower()
+    assert "requirements.py pyproject.toml > requirements.txt" in runs
+    assert re.search(r"pip install --no-deps \.(\s|$)", runs), "server image must install ."
+    assert "pip check" in runs
+    assert "train" not in runs and "tensorflow" not in runs.lower()
     trainer_runs = " ".join(r.args for r in of(parse_dockerfile(DOCKERFILES["trainer"]), "RUN"))
-    assert 'pip install ".[train]"' in trainer_runs
+    assert "requirements.py pyproject.toml train > train-requirements.txt" in trainer_runs
+    server_deps = requirements(ROOT / "pyproject.toml")
+    train_deps = requirements(ROOT / "pyproject.toml", ["train"])
+    assert not any(r.startswith("tensorflow") for r in server_deps)
+    assert {"tensorflow-cpu==2.21.0", "matplotlib==3.11.2"} <= set(train_deps)
+    assert set(server_deps) < set(train_deps)
+    assert not any(r.startswith("digits-server") for r in train_deps), "self-reference expanded"
 
 
 def test_server_exposes_the_default_ports_and_sets_env():

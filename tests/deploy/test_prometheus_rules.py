@@ -94,7 +94,7 @@ def test_rules_read_only_series_the_server_exports():
 
 
 def test_dashboard_shows_live_quality_from_series_and_rules_that_exist():
-    from tests.deploy.test_configs import dashboard_exprs
+    from tests.deploy.helpers import dashboard_exprs
 
     exprs = dashboard_exprs()
     used_rules = {m for expr in exprs for m in re.findall(r"\b\w+:digits_\w+:\w+", expr)}
