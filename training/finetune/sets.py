@@ -44,7 +44,7 @@ def score(
 def handwriting_images(stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """The real-handwriting set (training.handwriting's ``mfeat`` scans, every ``stride``-th),
     prepared by the server's own preparation: float32 [N,28,28] and digit labels."""
-    from serving.preprocess import prepare_encoded
+    from serving.preparation import prepare_encoded
     from training.handwriting import REAL_PARTS, build_eval_set
 
     eval_set = build_eval_set(parts=REAL_PARTS, mfeat_stride=stride)
