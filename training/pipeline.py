@@ -19,7 +19,7 @@ from training.plots import (
     plot_learning_curves,
     signal_pixels,
 )
-from training.publish import KERAS_FILE, MODEL_FILE, commit_gated, library_versions, staging
+from training.publish import KERAS_FILE, MODEL_FILE, commit_gated, staging
 
 __all__ = ["PublishedModel", "train_and_publish"]
 
@@ -137,7 +137,6 @@ def train_and_publish(
             stage.path,
             signal_pixels(data.x_train),
         )
-        versions = library_versions()
         training_info = {
             **config.as_dict(),
             "epochs_run": result.epochs_run,
@@ -148,26 +147,17 @@ def train_and_publish(
             "test_images": n_test,
         }
         metrics = {
-            "name": spec.name,
-            "test_accuracy": report.keras_accuracy,
             "keras_evaluate_accuracy": scores["accuracy"],
             "test_loss": scores["loss"],
-            "onnx_accuracy": report.onnx_accuracy,
-            "max_abs_diff_vs_keras": report.max_abs_diff,
-            "gate": report.as_dict(),
             "required_accuracy": spec.required_accuracy,
             "accuracy_enforced": enforce_accuracy,
-            "training": training_info,
             "history": result.history,
             "onnx_bytes": onnx_path.stat().st_size,
-            "opset": OPSET,
             "artifacts": artifacts,
-            "versions": versions,
         }
         final = commit_gated(
-            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET,
-            versions=versions,
-        )  # fmt: skip
+            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET
+        )
     print(f"{spec.name}: published {final}", file=sys.stderr, flush=True)
     return PublishedModel(
         name=spec.name,

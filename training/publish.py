@@ -231,11 +231,22 @@ def commit_gated(
     training: Mapping[str, Any],
     metrics: Mapping[str, Any],
     opset: int,
-    versions: Mapping[str, str],
 ) -> Path:
-    """Write ``metrics.json`` and the manifest of a version that passed the ONNX gate, then
-    commit the staging directory (the new version's path)."""
-    (stage.path / "metrics.json").write_text(json.dumps(dict(metrics), indent=2) + "\n")
+    """Write ``metrics.json`` (the gate's figures, training, versions, then ``metrics``) and the
+    manifest of a version that passed the ONNX gate, then commit the staging directory."""
+    versions = library_versions()
+    everything = {
+        "name": spec.name,
+        "test_accuracy": gate.keras_accuracy,
+        "onnx_accuracy": gate.onnx_accuracy,
+        "max_abs_diff_vs_keras": gate.max_abs_diff,
+        "gate": gate.as_dict(),
+        "training": dict(training),
+        "opset": opset,
+        "versions": versions,
+        **metrics,
+    }
+    (stage.path / "metrics.json").write_text(json.dumps(everything, indent=2) + "\n")
     manifest = build_manifest(
         spec,
         training=training,

@@ -30,7 +30,6 @@ from training.publish import (
     MODEL_FILE,
     commit_gated,
     existing_versions,
-    library_versions,
     staging,
 )
 
@@ -237,23 +236,10 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
     with staging(options.repository, spec.name) as stage:
         for name in (MODEL_FILE, KERAS_FILE, REPORT_TEXT, REPORT_PNG, REPORT_JSON):
             shutil.copy2(run_dir / name, stage.path / name)
-        versions = library_versions()
-        metrics = {
-            "name": spec.name,
-            "test_accuracy": report.keras_accuracy,
-            "onnx_accuracy": report.onnx_accuracy,
-            "max_abs_diff_vs_keras": report.max_abs_diff,
-            "gate": report.as_dict(),
-            "promotion_gate": [c.as_dict() for c in checks],
-            "training": training_info,
-            "history": history,
-            "opset": OPSET,
-            "versions": versions,
-        }
+        metrics = {"promotion_gate": [c.as_dict() for c in checks], "history": history}
         final = commit_gated(
-            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET,
-            versions=versions,
-        )  # fmt: skip
+            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET
+        )
     _say(f"published {final}")
     return FineTuneResult(run_dir, served, checks, report, final, reports)
 
