@@ -50,3 +50,8 @@ def repo(published_softmax: Path, tmp_path: Path) -> Path:
     target = tmp_path / "repo"
     shutil.copytree(published_softmax, target)
     return target
+
+
+# The feedback tests' real Postgres (one per session, skipped with the reason where Debian's
+# postgresql package is missing).
+from tests.serving.feedback.conftest import postgres, postgres_url  # noqa: E402, F401

@@ -174,3 +174,14 @@ def test_forgetting_mnist_is_refused(repo, mnist, tmp_path):
     args = ("--min-feedback", "1", "--epochs", "2", "--learning-rate", "0.2")
     assert _fine_tune(repo, url, tmp_path / "runs", *args) == 1
     _refused(repo, tmp_path / "runs", "MNIST test")
+
+
+def test_fine_tune_reads_a_postgres_store(repo, mnist, tmp_path, postgres_url):
+    images = to_float(shifted(mnist.x_train[:300]))
+    _store(postgres_url, images, mnist.y_train[:300], _served_labels(repo, images))
+    args = ("--min-feedback", "100", "--epochs", "5", "--learning-rate", "0.003")
+    assert _fine_tune(repo, postgres_url, tmp_path / "runs", *args) == 0
+    assert existing_versions(repo / "softmax") == [1, 2]
+    report = json.loads((repo / "softmax" / "2" / REPORT_JSON).read_text())
+    assert report["feedback"] == postgres_url  # (a password would show as ***)
+    assert report["sets"]["held-out feedback"]["images"] == 60
