@@ -109,7 +109,7 @@ def _train(
 ) -> tuple[Any, dict[str, list[float]]]:
     import keras
 
-    from training.train import _augmented_dataset, set_seeds
+    from training.train import augmented_dataset, set_seeds
 
     set_seeds(config.seed)
     model = keras.models.load_model(served / KERAS_FILE, compile=False)
@@ -123,7 +123,7 @@ def _train(
     targets = spec.targets(y)
     if config.augment or config.augment_shift:
         history = model.fit(
-            _augmented_dataset(x, targets, config),
+            augmented_dataset(x, targets, config),
             epochs=config.epochs,
             shuffle=False,  # the dataset shuffles itself
             verbose=verbose,
