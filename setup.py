@@ -68,7 +68,11 @@ def copy_models(build_lib: Path) -> None:
     if target.exists():
         shutil.rmtree(target)
     if MODELS.is_dir():
-        shutil.copytree(MODELS, target, ignore=shutil.ignore_patterns(".*", "__pycache__"))
+        # model.keras (kept for fine-tuning) stays out: the server reads only model.onnx, and
+        # fine-tuning needs TensorFlow and a writable repository, which a wheel install lacks.
+        shutil.copytree(
+            MODELS, target, ignore=shutil.ignore_patterns(".*", "__pycache__", "*.keras")
+        )
 
 
 class BuildProtos(Command):

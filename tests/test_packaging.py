@@ -150,6 +150,9 @@ def test_wheel_ships_stubs_types_and_every_model(dist):
         assert {f"serving/_models/{model}/model.onnx", f"serving/_models/{model}/model.json"} <= (
             names
         )
+    # model.keras (kept for fine-tuning, e.g. robust/2's) stays out of the wheel.
+    assert (ROOT / "model_repository" / "robust" / "2" / "model.keras").is_file()
+    assert not [n for n in names if n.endswith(".keras")]
     # The server needs no matplotlib: only the plot extra brings it.
     requires = [line for line in metadata.splitlines() if line.startswith("Requires-Dist:")]
     assert [r for r in requires if "matplotlib" in r] == [

@@ -31,11 +31,12 @@ def build_parser() -> argparse.ArgumentParser:
             "Keras on the test set, and publish model_repository/<name>/<version>/."
         ),
     )
-    parser.add_argument(
+    # One of the two: train from scratch, or fine-tune the latest version on feedback.
+    what = parser.add_mutually_exclusive_group(required=True)
+    what.add_argument(
         "--model",
         action="append",
         choices=[*MODELS, "all"],
-        required=True,
         help="model to train (repeatable); 'all' trains every registered model",
     )
     parser.add_argument("--epochs", type=_positive_int, help="maximum epochs (default per model)")
@@ -86,12 +87,47 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--quiet", action="store_true", help="no per-epoch Keras lines (errors still shown)"
     )
+    tune = parser.add_argument_group(
+        "fine-tuning",
+        "--fine-tune MODEL trains the latest published version of MODEL further on the stored "
+        "feedback and publishes it only if it passes the promotion gate (see docs/models.md)",
+    )
+    what.add_argument(
+        "--fine-tune",
+        choices=list(MODELS),
+        metavar="MODEL",
+        help="fine-tune the latest published version of MODEL on the stored feedback "
+        "(see the fine-tuning options)",
+    )
+    tune.add_argument(
+        "--feedback",
+        metavar="URL",
+        default="",
+        help="feedback store, as the server's --feedback-db: sqlite:///PATH or "
+        "postgresql://... (default: the server's default store)",
+    )
+    tune.add_argument(
+        "--min-feedback",
+        type=_positive_int,
+        default=50,
+        help="refuse to run on fewer stored corrections than this (default 50)",
+    )
+    tune.add_argument(
+        "--handwriting-stride",
+        type=_positive_int,
+        default=1,
+        help="score every N-th real-handwriting image (default 1: all 2,000)",
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the process exit code (0 only if every model was published)."""
     args = build_parser().parse_args(argv)
+    if args.fine_tune:
+        from training.finetune.cli import run_fine_tune
+
+        return run_fine_tune(args)
     names = list(MODELS) if "all" in args.model else list(dict.fromkeys(args.model))
     enforce = args.accuracy_gate
     if enforce is None:

@@ -126,11 +126,15 @@ def export_onnx(keras_model: Any, path: str | Path, output_width: int, opset: in
 def onnx_predict(
     path: str | Path, images: np.ndarray, batch_size: int = 1000, progress: bool = True
 ) -> np.ndarray:
-    """Run an ONNX file in onnxruntime (CPU) on uint8 images [N,28,28]; return probabilities."""
+    """Run an ONNX file in onnxruntime (CPU) on images [N,28,28]; return probabilities.
+
+    uint8 images are normalised here; float images are taken as already in [0, 1] (the
+    prepared inputs the feedback store keeps).
+    """
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    x = to_float(images)
+    x = to_float(images) if images.dtype == np.uint8 else np.asarray(images, np.float32)
     outputs: list[np.ndarray] = []
     total = len(x)
     # A live counter on a terminal; in a log file one line is enough (\r would pile up).

@@ -28,6 +28,7 @@ __all__ = [
     "OutputKind",
     "TrainConfig",
     "accuracy",
+    "compile_model",
     "predict_labels",
 ]
 
@@ -176,6 +177,12 @@ def _compile(model: Any, config: TrainConfig, output_kind: OutputKind) -> Any:
     )
     model.compile(optimizer=_optimizer(config), loss=loss, metrics=[acc])
     return model
+
+
+def compile_model(model: Any, config: TrainConfig, output_kind: OutputKind) -> Any:
+    """Compile ``model`` as training does (the config's optimizer; loss and an "accuracy"
+    metric for its output kind): for a loaded model that trains again (fine-tuning)."""
+    return _compile(model, config, output_kind)
 
 
 def build_softmax(config: TrainConfig) -> keras.Model:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from training.plots import (
     plot_learning_curves,
     signal_pixels,
 )
-from training.publish import MODEL_FILE, build_manifest, library_versions, staging
+from training.publish import KERAS_FILE, MODEL_FILE, commit_gated, staging
 
 __all__ = ["PublishedModel", "train_and_publish"]
 
@@ -126,6 +125,9 @@ def train_and_publish(
             spec.output_kind,
             required_accuracy=spec.required_accuracy if enforce_accuracy else None,
         )
+        # Kept for fine-tuning (digits-train --fine-tune starts from it); the server reads only
+        # model.onnx, and the wheel leaves it out (setup.py).
+        result.model.save(stage.path / KERAS_FILE)
         artifacts = _write_artifacts(
             spec,
             result.model,
@@ -135,7 +137,6 @@ def train_and_publish(
             stage.path,
             signal_pixels(data.x_train),
         )
-        versions = library_versions()
         training_info = {
             **config.as_dict(),
             "epochs_run": result.epochs_run,
@@ -146,34 +147,17 @@ def train_and_publish(
             "test_images": n_test,
         }
         metrics = {
-            "name": spec.name,
-            "test_accuracy": report.keras_accuracy,
             "keras_evaluate_accuracy": scores["accuracy"],
             "test_loss": scores["loss"],
-            "onnx_accuracy": report.onnx_accuracy,
-            "max_abs_diff_vs_keras": report.max_abs_diff,
-            "gate": report.as_dict(),
             "required_accuracy": spec.required_accuracy,
             "accuracy_enforced": enforce_accuracy,
-            "training": training_info,
             "history": result.history,
             "onnx_bytes": onnx_path.stat().st_size,
-            "opset": OPSET,
             "artifacts": artifacts,
-            "versions": versions,
         }
-        (stage.path / METRICS).write_text(json.dumps(metrics, indent=2) + "\n")
-        manifest = build_manifest(
-            spec,
-            training=training_info,
-            # The gate's figure: argmax over the same probabilities the ONNX file was held to.
-            test_accuracy=report.keras_accuracy,
-            onnx_accuracy=report.onnx_accuracy,
-            max_abs_diff=report.max_abs_diff,
-            opset=OPSET,
-            versions=versions,
+        final = commit_gated(
+            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET
         )
-        final = stage.commit(manifest)
     print(f"{spec.name}: published {final}", file=sys.stderr, flush=True)
     return PublishedModel(
         name=spec.name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
 import re
 import shutil
@@ -18,7 +19,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from serving.model_format import (
     MANIFEST_FILE,
@@ -30,12 +31,17 @@ from serving.model_format import (
 )
 from training.models import INPUT_NAME, OUTPUT_NAME, ModelSpec
 
+if TYPE_CHECKING:
+    from training.export import GateReport
+
 __all__ = [
+    "KERAS_FILE",
     "MANIFEST_FILE",
     "MODEL_FILE",
     "PublishError",
     "Staging",
     "build_manifest",
+    "commit_gated",
     "existing_versions",
     "library_versions",
     "next_version",
@@ -43,6 +49,8 @@ __all__ = [
     "staging",
 ]
 
+# The trained Keras model, kept beside model.onnx so a later run can fine-tune from it.
+KERAS_FILE = "model.keras"
 _VERSION = re.compile(r"^[0-9]+$")
 _MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_RENAME_ATTEMPTS = 20
@@ -213,3 +221,40 @@ def build_manifest(
     )
     manifest.check(require_sha256=False)
     return manifest.to_json()
+
+
+def commit_gated(
+    stage: Staging,
+    spec: ModelSpec,
+    gate: GateReport,
+    *,
+    training: Mapping[str, Any],
+    metrics: Mapping[str, Any],
+    opset: int,
+) -> Path:
+    """Write ``metrics.json`` (the gate's figures, training, versions, then ``metrics``) and the
+    manifest of a version that passed the ONNX gate, then commit the staging directory."""
+    versions = library_versions()
+    everything = {
+        "name": spec.name,
+        "test_accuracy": gate.keras_accuracy,
+        "onnx_accuracy": gate.onnx_accuracy,
+        "max_abs_diff_vs_keras": gate.max_abs_diff,
+        "gate": gate.as_dict(),
+        "training": dict(training),
+        "opset": opset,
+        "versions": versions,
+        **metrics,
+    }
+    (stage.path / "metrics.json").write_text(json.dumps(everything, indent=2) + "\n")
+    manifest = build_manifest(
+        spec,
+        training=training,
+        # The gate's figure: argmax over the same probabilities the ONNX file was held to.
+        test_accuracy=gate.keras_accuracy,
+        onnx_accuracy=gate.onnx_accuracy,
+        max_abs_diff=gate.max_abs_diff,
+        opset=opset,
+        versions=versions,
+    )
+    return stage.commit(manifest)

@@ -16,7 +16,15 @@ import numpy as np
 from training.mnist import Mnist, to_float
 from training.models import ModelSpec, TrainConfig
 
-__all__ = ["TrainResult", "evaluate", "predict", "set_seeds", "tensorboard_available", "train"]
+__all__ = [
+    "TrainResult",
+    "augmented_dataset",
+    "evaluate",
+    "predict",
+    "set_seeds",
+    "tensorboard_available",
+    "train",
+]
 
 
 @dataclass
@@ -126,7 +134,7 @@ def train(
         # Same split as Keras's validation_split (last rows validate), done by hand because
         # the training part goes through a tf.data pipeline that shifts images.
         history = model.fit(
-            _augmented_dataset(x[:n_fit], y[:n_fit], config),
+            augmented_dataset(x[:n_fit], y[:n_fit], config),
             validation_data=(x[n_fit:], y[n_fit:]),
             epochs=config.epochs,
             shuffle=False,  # the dataset shuffles itself
@@ -163,7 +171,7 @@ def train(
     )
 
 
-def _augmented_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> Any:
+def augmented_dataset(x: np.ndarray, y: np.ndarray, config: TrainConfig) -> Any:
     """The training batches of an augmented config (shifts, or training.augment's pipeline)."""
     if config.augment == "robust":
         from training.augment import robust_dataset

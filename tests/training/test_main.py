@@ -77,3 +77,12 @@ def test_accuracy_gate_failure_exits_non_zero(small_npz, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "digits-train: error: softmax: gate failed" in err
     assert not any((repo / "softmax").glob("[0-9]*"))
+
+
+def test_fine_tune_and_model_exclude_each_other():
+    args = build_parser().parse_args(["--fine-tune", "robust", "--feedback", "sqlite:///x.db"])
+    assert args.fine_tune == "robust" and args.model is None and args.min_feedback == 50
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fine-tune", "robust", "--model", "cnn"])
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--fine-tune", "robust", "--min-feedback", "0"])

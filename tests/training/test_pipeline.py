@@ -31,7 +31,7 @@ def test_publish_then_failure_then_next_version(small_mnist, tmp_path, monkeypat
     first = pipeline.train_and_publish(spec, config, small_mnist, **kwargs)
     assert first.version == 1 and first.path == repo / "mlp16" / "1"
     assert _entries(first.path) == sorted(
-        ["model.onnx", "model.json", "metrics.json", "learning_curves.png",
+        ["model.onnx", "model.keras", "model.json", "metrics.json", "learning_curves.png",
          "confusion_matrix.png", "first_layer_weights.png"]
     )  # fmt: skip
     manifest = json.loads((first.path / "model.json").read_text())
