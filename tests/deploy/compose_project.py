@@ -97,20 +97,28 @@ class ComposeProject:
     timings: dict[str, object] = field(default_factory=dict)
 
     def compose(
-        self, *args: str, profiles: Sequence[str] = (), timeout: float = 900, check: bool = True
+        self,
+        *args: str,
+        profiles: Sequence[str] = (),
+        env_file: str = "",
+        timeout: float = 900,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """``podman-compose -p NAME -f docker-compose.yml -f compose.test.yml ARGS``."""
+        """``podman-compose [--env-file F] -p NAME -f docker-compose.yml -f compose.test.yml
+        ARGS``."""
         argv = [podman_compose() or "podman-compose", "-p", self.name]
+        if env_file:
+            argv += ["--env-file", env_file]
         for path in COMPOSE_FILES:
             argv += ["-f", str(path)]
         for profile in profiles:
             argv += ["--profile", profile]
         return run([*argv, *args], self.env, timeout=timeout, check=check)
 
-    def timed(self, what: str, *args: str, profiles: Sequence[str] = ()) -> str:
+    def timed(self, what: str, *args: str, profiles: Sequence[str] = (), env_file: str = "") -> str:
         """Run a compose command, remember how long it took, return its output."""
         t0 = time.monotonic()
-        result = self.compose(*args, profiles=profiles)
+        result = self.compose(*args, profiles=profiles, env_file=env_file)
         self.timings[what] = round(time.monotonic() - t0, 1)
         return result.stdout + result.stderr
 
