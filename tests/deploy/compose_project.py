@@ -7,6 +7,7 @@ Debian base image of deploy/podman/base-image.sh.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from tests.deploy.helpers import DEPLOY, ROOT
 
 COMPOSE_FILES = (ROOT / "docker-compose.yml", ROOT / "tests/deploy/compose/compose.test.yml")
+STANDINS_CONTEXT = ROOT / "tests" / "deploy" / "compose"
 CONTAINERS_CONF = DEPLOY / "podman" / "containers.conf"
 BASE_IMAGE_SCRIPT = DEPLOY / "podman" / "base-image.sh"
 PROFILES = ("scale", "train", "dashboards")
@@ -85,6 +87,16 @@ def run(
 def base_image(env: dict[str, str]) -> str:
     """The local Debian base's tag (built on first use on this machine, then reused)."""
     return run([str(BASE_IMAGE_SCRIPT)], env, timeout=900).stdout.strip().splitlines()[-1]
+
+
+def standins_tag(base: str) -> str:
+    """A tag for the stand-ins image from its inputs, so checkouts with different stand-ins
+    on one machine (other worktrees' test runs) never take each other's image."""
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(STANDINS_CONTEXT.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
 
 
 @dataclass

@@ -41,6 +41,7 @@ from tests.deploy.compose_project import (
     base_image,
     engine_env,
     engine_missing,
+    standins_tag,
 )
 from tests.deploy.helpers import ROOT, dashboard_exprs, dashboard_metric_names, series_names
 from tests.helpers.http import http
@@ -122,6 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
     env = engine_env()
     t0 = time.monotonic()
     env["DIGITS_PYTHON_IMAGE"] = base_image(env)
+    env["DIGITS_STANDINS_TAG"] = standins_tag(env["DIGITS_PYTHON_IMAGE"])
     env["DIGITS_TEST_MNIST_DIR"] = str(mnist_dir(tmp_path_factory.mktemp("mnist")))
     project = ComposeProject(f"digitstest{os.getpid()}", env)
     project.timings["base image"] = round(time.monotonic() - t0, 1)
