@@ -7,7 +7,7 @@ caches; in a server, the gRPC library, the event loop, the kernel's TCP path and
 run between two calls and evict them. This measures batch-1 ``session.run`` CPU time (the
 calling thread's, ``time.thread_time``) after reading ``N`` MB of unrelated memory before
 each call, for each ``N``: 0 is the microbenchmark figure, a sweep larger than the L2 cache
-is closer to what the server sees (docs/performance.md, issue 13 second round).
+is closer to what the server sees (docs/performance.md, "Why each remaining gap").
 """
 
 from __future__ import annotations

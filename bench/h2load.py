@@ -22,7 +22,6 @@ import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 MODEL_INFER_PATH = "/inference.GRPCInferenceService/ModelInfer"
 GRPC_HEADERS = ("content-type: application/grpc", "te: trailers")
@@ -150,18 +149,18 @@ def amount_options(requests: int, seconds: float) -> list[str]:
     return ["-D", f"{max(1, round(seconds * 1000))}ms"]
 
 
-def model_infer_frames(model: str, host: str, port: int) -> tuple[bytes, int]:
-    """The request frame for one batch-1 ModelInfer, and the size of its answer's frame
-    (from one real call through the Python client)."""
+def model_infer_frames(model: str, host: str, port: int, batch: int = 1) -> tuple[bytes, int]:
+    """The request frame for one ModelInfer of ``batch`` images, and the size of its answer's
+    frame (from one real call through the Python client)."""
     import grpc
     import numpy as np
 
     from serving.api import open_inference_pb2 as pb
     from serving.api import open_inference_pb2_grpc
 
-    images = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
+    images = np.random.default_rng(0).random((batch, 28, 28), dtype=np.float32)
     request = pb.ModelInferRequest(model_name=model)
-    request.inputs.add(name="images", datatype="FP32", shape=[1, 28, 28])
+    request.inputs.add(name="images", datatype="FP32", shape=[batch, 28, 28])
     request.raw_input_contents.append(images.tobytes())
     with grpc.insecure_channel(f"{host}:{port}") as channel:
         stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
@@ -194,6 +193,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    if __package__ in (None, ""):
-        sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

@@ -1,29 +1,39 @@
-"""Worker scaling with a native client (issue 13): h2load against every server in one run.
+"""The main comparison with a native client: h2load against every server in one run.
 
-    python -m bench.scaling [--requests 20000] [--out bench/results/scaling]
+    python -m bench.scaling [--requests 20000] [--rounds 2] [--no-triton] [--out PATH]
 
-For cnn and mlp100: batch-1 V2 ``ModelInfer`` at 64 in flight (h2load: 16 connections x 4
-streams, pre-serialised request, every answer counted from the response bytes) against
+For cnn and mlp100, every server answers the same pre-serialised V2 ``ModelInfer`` frames
+(h2load; every answer counted from the response bytes):
 
-- the transport floor (bench/floor_server.py: the gRPC library answering one fixed message,
-  no model and no code of ours) on grpc.aio + asyncio, grpc.aio + uvloop and sync grpc,
-- the naive server (sync grpc, one ``session.run`` per request),
-- the null model served by one worker (the transport ceiling: no model arithmetic),
-- ours with ``--workers 1``, ``2`` and ``auto``,
+- batch 1 at 64 in flight (16 connections x 4 streams), with the server's CPU per call;
+- batch 64 at 4 in flight (4 connections x 1 stream), images/s;
+- V2 REST binary, batch 1, 64 keep-alive connections (h2load ``--h1``), where it speaks HTTP;
+- the one-in-flight p50 latency from a synchronous Python gRPC client (its own CPU cost does
+  not matter with one call outstanding).
 
-plus the one-in-flight p50 latency from a synchronous Python gRPC client (its own CPU cost
-does not matter with one call outstanding). Server CPU is read from /proc for the server and
-all its worker processes. Writes ``<out>.json`` and ``<out>.png``; prints the table.
+Servers: the transport floor (bench/floor_server.py: the gRPC library answering one fixed
+message, no model and no code of ours) on grpc.aio + asyncio, grpc.aio + uvloop and sync
+grpc; NVIDIA Triton (bench/triton_peer.py, Python backend running onnxruntime, 1 and 2
+instances); the naive server (sync grpc, one ``session.run`` per request); the null model
+served by one worker (the transport ceiling); ours with ``--workers 1`` and ``auto``; and
+onnxruntime in this process at batch 1 and 64 (the compute limit). Servers are measured in
+``--rounds`` interleaved rounds; the tables take each row's best round. Server CPU is read
+from /proc for the server and all its child processes (workers, Triton's backend stubs).
+Writes ``<out>.json`` and ``<out>.png``; prints the tables.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
+import os
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -31,7 +41,9 @@ import grpc
 import numpy as np
 
 from bench import h2load
+from bench.drivers.h2load_native import run_h1, verdict
 from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, training_processes
+from bench.measure import in_process_images_per_s
 from bench.models import NULL_MODEL, build_repository
 from bench.servers import (
     scrape_batches,
@@ -39,6 +51,18 @@ from bench.servers import (
     start_floor_server,
     start_naive_server,
 )
+from bench.triton_peer import (
+    TritonConfig,
+    TritonProcess,
+    ensure_venv,
+    prepare_server,
+    start_triton,
+    write_repository,
+)
+from clients.connection import Endpoint
+from clients.load import LoadConfig
+from clients.load.http_payloads import rest_binary_request
+from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
@@ -52,6 +76,10 @@ NULL_SERVER = "null model, 1 worker"
 CONNECTIONS, STREAMS = 16, 4
 FLOOR_ENGINES = ("aio", "uvloop", "sync")
 LATENCY_CALLS = 1500
+# Batch 64: 4 connections, one call in flight on each (the issue's 4x1).
+BATCH64_LOAD = (4, 1)
+REST_CONNECTIONS = 64
+TRITON_INSTANCES = (1, 2)
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,13 @@ class Row:
     p50_c1_ms: float
     # Images per computed batch during the h2load run; None for servers without our metrics.
     mean_batch: float | None = None
+    # Batch 64 at 4 in flight (h2load 4x1): images/s and server CPU per image; None if not run.
+    b64_images_per_s: float | None = None
+    b64_cpu_ms_per_image: float | None = None
+    # V2 REST binary, batch 1, 64 keep-alive connections (h2load --h1); None without HTTP.
+    rest_requests_per_s: float | None = None
+    round: int = 1
+    load_average: float | None = None
 
 
 def _tree(pid: int) -> list[int]:
@@ -123,8 +158,45 @@ def _p50_one_in_flight(address: str, model: str) -> float:
     return statistics.median(times) * 1e3
 
 
-def measure(server: ServerProcess, name: str, model: str, workers: int, requests: int) -> Row:
-    """h2load at 64 in flight, then the c=1 p50, on one running server."""
+def _h2load_window(
+    pids: Sequence[int], url: str, frame: bytes, requests: int, clients: int, streams: int
+) -> tuple[h2load.H2loadResult, float, float]:
+    """One measured h2load run: its result, the server tree's CPU s and the machine's busy s."""
+    cpu0, busy0 = _cpu(pids), machine_busy_seconds()
+    result = h2load.run(url, frame, requests, clients, streams)
+    return result, _cpu(pids) - cpu0, machine_busy_seconds() - busy0
+
+
+def _rest_requests_per_s(http_port: int, model: str, requests: int) -> float:
+    """V2 REST binary batch-1 answers/s over 64 keep-alive connections (h2load --h1), every
+    response checked to be one answer of the size a real call returned."""
+    config = LoadConfig(Endpoint(), model, batch=1)
+    request = rest_binary_request(config, np.zeros((1, 28, 28), dtype=np.uint8))
+    url = f"http://{HOST}:{http_port}"
+    probe = urllib.request.Request(
+        url + request.path, data=request.body, headers=request.headers, method="POST"
+    )
+    with urllib.request.urlopen(probe, timeout=30) as answer:
+        answer_bytes = len(answer.read())
+    run_h1(url, request, REST_CONNECTIONS, requests=min(2000, requests))  # warm-up
+    measured = run_h1(url, request, REST_CONNECTIONS, requests=requests)
+    answers, errors = verdict(measured.result, measured.output, answer_bytes)
+    if errors:
+        raise RuntimeError(f"{model} REST binary run not verified: {errors}")
+    return answers / measured.result.seconds
+
+
+def measure(
+    server: ServerProcess | TritonProcess,
+    name: str,
+    model: str,
+    workers: int,
+    requests: int,
+    batch64: bool = False,
+    rest: bool = False,
+    round_: int = 1,
+) -> Row:
+    """h2load at 64 in flight, then (optionally) batch 64 and REST, then the c=1 p50."""
     ports = server.ports
     address = f"127.0.0.1:{ports.grpc}"
     frame, answer_bytes = h2load.model_infer_frames(model, "127.0.0.1", ports.grpc)
@@ -133,16 +205,25 @@ def measure(server: ServerProcess, name: str, model: str, workers: int, requests
     pids = _tree(server.pid)
     metrics = ports.metrics if ports.metrics and ports.metrics > 0 else None
     batches0 = scrape_batches(metrics, model) if metrics else None
-    cpu0, busy0 = _cpu(pids), machine_busy_seconds()
-    result = h2load.run(url, frame, requests, CONNECTIONS, STREAMS)
-    cpu = _cpu(pids) - cpu0
-    busy = machine_busy_seconds() - busy0
+    result, cpu, busy = _h2load_window(pids, url, frame, requests, CONNECTIONS, STREAMS)
     mean_batch = None
     if metrics and batches0 is not None:
         after = scrape_batches(metrics, model)
         images, batches = after[0] - batches0[0], after[1] - batches0[1]
         mean_batch = round(images / batches, 2) if batches else None
     answers = result.answers(answer_bytes)
+    b64 = b64_cpu = None
+    if batch64:
+        frame64, answer64 = h2load.model_infer_frames(model, "127.0.0.1", ports.grpc, 64)
+        calls = max(200, requests // 40)
+        h2load.run(url, frame64, calls // 4, *BATCH64_LOAD)  # warm-up
+        run64, cpu64, _ = _h2load_window(pids, url, frame64, calls, *BATCH64_LOAD)
+        images64 = run64.answers(answer64) * 64
+        b64 = round(images64 / run64.seconds, 1)
+        b64_cpu = round(cpu64 / images64 * 1000, 5) if images64 else None
+    rest_rps = None
+    if rest and ports.http:
+        rest_rps = round(_rest_requests_per_s(ports.http, model, requests), 1)
     rss = [_rss_mb(p) for p in pids[1:] or pids]
     return Row(
         server=name,
@@ -157,36 +238,137 @@ def measure(server: ServerProcess, name: str, model: str, workers: int, requests
         rss_mb_per_process=round(statistics.mean(rss), 1),
         p50_c1_ms=round(_p50_one_in_flight(address, model), 3),
         mean_batch=mean_batch,
+        b64_images_per_s=b64,
+        b64_cpu_ms_per_image=b64_cpu,
+        rest_requests_per_s=rest_rps,
+        round=round_,
+        load_average=os.getloadavg()[0],
     )
 
 
-def run_all(requests: int) -> list[Row]:
-    """Every server x model, one server at a time."""
+def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, int, Callable]]:
+    """(label, workers, start) of every server that serves the real models."""
     auto = cpu_budget()
+    servers: list[tuple[str, int, Callable]] = [
+        ("naive", 1, lambda: start_naive_server(repo)),
+        ("ours --workers 1", 1, lambda: start_digits_server(repo, ("--workers", "1"))),
+    ]
+    if auto > 1:
+        # One instance per CPU, one thread each (Triton's best here) against the default.
+        per_cpu = ("--workers", "1", "--model-instances", str(auto))
+        label = f"ours --model-instances {auto}"
+        servers.append((label, 1, lambda: start_digits_server(repo, per_cpu)))
+    if auto > 1:
+        servers.append(
+            (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))
+        )
+    if triton is not None:
+        for instances in TRITON_INSTANCES:
+            servers.append((f"triton x{instances}", 1, triton.starter(instances)))
+    return servers
+
+
+@dataclass
+class TritonSetup:
+    """Triton's venv, server tree and a scratch folder for one model repository per config."""
+
+    venv: Path
+    root: Path
+    scratch: Path
+    source: Path
+
+    def starter(self, instances: int) -> Callable[[], contextlib.AbstractContextManager]:
+        """A function that starts Triton with ``instances`` instances per model."""
+
+        @contextlib.contextmanager
+        def start() -> Iterator[TritonProcess]:
+            config = TritonConfig(instances=instances)
+            repo = self.scratch / f"models-x{instances}"
+            if not repo.exists():
+                write_repository(repo, self.source, MODELS, config)
+            server = start_triton(repo, self.root, self.venv, MODELS)
+            try:
+                yield server
+            finally:
+                server.close()
+
+        return start
+
+
+_AUTO = ("--workers", "auto")
+
+
+def run_all(
+    requests: int,
+    rounds: int = 1,
+    triton: bool = True,
+    in_process: dict[str, dict[int, float]] | None = None,
+) -> list[Row]:
+    """Every server x model, one server at a time, ``rounds`` interleaved rounds; onnxruntime
+    in process once per round too, its best round kept in ``in_process``."""
     rows: list[Row] = []
     with tempfile.TemporaryDirectory() as tmp:
         repo = Path(tmp) / "models"
         build_repository(repo, ROOT / "model_repository")
-        configs: list[tuple[str, int, str | None]] = [
-            ("ours", 1, None),
-            ("ours", 2, None),
-            ("ours", auto, "auto"),
-        ]
-        for engine in FLOOR_ENGINES:
-            with start_floor_server(engine) as floor:
-                rows.append(measure(floor, f"floor {engine}", NULL_MODEL, 1, requests))
-        with start_digits_server(repo, ("--workers", "1")) as null:
-            rows.append(measure(null, NULL_SERVER, NULL_MODEL, 1, requests))
-        for model in MODELS:
-            with start_naive_server(repo) as naive:
-                rows.append(measure(naive, "naive", model, 1, requests))
-            for name, workers, flag in configs:
-                if flag == "auto" and workers in (1, 2):
-                    continue  # auto is one of the counts already measured
-                with start_digits_server(repo, ("--workers", flag or str(workers))) as ours:
-                    label = f"{name} --workers {flag or workers}"
-                    rows.append(measure(ours, label, model, workers, requests))
+        peer = None
+        if triton:
+            venv = ensure_venv()
+            peer = TritonSetup(venv, prepare_server(venv, Path(tmp)), Path(tmp), repo)
+        for round_ in range(1, rounds + 1):
+            for engine in FLOOR_ENGINES:
+                with start_floor_server(engine) as floor:
+                    rows.append(
+                        measure(floor, f"floor {engine}", NULL_MODEL, 1, requests, round_=round_)
+                    )
+            with start_digits_server(repo, ("--workers", "1")) as null:
+                rows.append(measure(null, NULL_SERVER, NULL_MODEL, 1, requests, round_=round_))
+            for label, workers, start in _model_servers(repo, peer):
+                with start() as server:
+                    for model in MODELS:
+                        rest = not label.startswith("naive")
+                        row = measure(server, label, model, workers, requests, True, rest, round_)
+                        rows.append(row)
+                        print(_line(row), flush=True)
+            if in_process is not None:
+                for model, rates in _in_process().items():
+                    best = in_process.setdefault(model, {})
+                    for batch, rate in rates.items():
+                        best[batch] = max(best.get(batch, 0.0), rate)
     return rows
+
+
+def best_rows(rows: Sequence[Row]) -> list[Row]:
+    """Per server and model, the round with the most batch-1 answers/s, merged with the best
+    batch-64 and REST figures of any round (each column its own best)."""
+    best: dict[tuple[str, str], Row] = {}
+    for row in rows:
+        key = (row.server, row.model)
+        seen = best.get(key)
+        if seen is None:
+            best[key] = row
+            continue
+        top = row if row.requests_per_s > seen.requests_per_s else seen
+        best[key] = dataclasses.replace(
+            top,
+            b64_images_per_s=_max(seen.b64_images_per_s, row.b64_images_per_s),
+            rest_requests_per_s=_max(seen.rest_requests_per_s, row.rest_requests_per_s),
+            p50_c1_ms=min(seen.p50_c1_ms, row.p50_c1_ms),
+        )
+    return list(best.values())
+
+
+def _max(a: float | None, b: float | None) -> float | None:
+    values = [v for v in (a, b) if v is not None]
+    return max(values) if values else None
+
+
+def _line(r: Row) -> str:
+    return (
+        f"{r.server:24} {r.model:7} {r.requests_per_s:8.0f} "
+        f"{r.answers:>6}/{r.requests:<6} {r.server_cpu_s_per_1k:12.3f} "
+        f"{r.rss_mb_per_process:11.0f} {r.p50_c1_ms:10.3f} "
+        f"{'-' if r.mean_batch is None else f'{r.mean_batch:.1f}':>6}"
+    )
 
 
 def report(rows: list[Row]) -> str:
@@ -196,12 +378,7 @@ def report(rows: list[Row]) -> str:
         f"{'RSS MB/proc':>11} {'p50 c=1 ms':>10} {'batch':>6}"
     ]
     for r in rows:
-        lines.append(
-            f"{r.server:24} {r.model:7} {r.requests_per_s:8.0f} "
-            f"{r.answers:>6}/{r.requests:<6} {r.server_cpu_s_per_1k:12.3f} "
-            f"{r.rss_mb_per_process:11.0f} {r.p50_c1_ms:10.3f} "
-            f"{'-' if r.mean_batch is None else f'{r.mean_batch:.1f}':>6}"
-        )
+        lines.append(_line(r))
     for model in MODELS:
         by = {r.server: r for r in rows if r.model == model}
         naive, one = by.get("naive"), by.get("ours --workers 1")
@@ -243,17 +420,110 @@ def report(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def _best_of(rows: Sequence[Row], model: str, prefix: str, value: Callable[[Row], float | None]):
+    """The row of ``model`` whose server starts with ``prefix`` and has the highest value."""
+    found = [r for r in rows if r.model == model and r.server.startswith(prefix)]
+    found = [r for r in found if value(r) is not None]
+    return max(found, key=lambda r: value(r) or 0.0, default=None)
+
+
+def peer_report(rows: Sequence[Row], in_process: dict[str, dict[int, float]]) -> str:
+    """The peers table (batch 1 and 64, REST, c=1) and issue 24's targets, from best rows."""
+    lines = [
+        f"{'server':24} {'model':7} {'b1 c64/s':>9} {'us CPU/call':>11} {'b64 img/s':>10} "
+        f"{'REST b1/s':>9} {'p50 c=1':>8}"
+    ]
+    for r in rows:
+        lines.append(
+            f"{r.server:24} {r.model:7} {r.requests_per_s:9.0f} "
+            f"{r.server_cpu_s_per_1k * 1000:11.0f} "
+            f"{'-' if r.b64_images_per_s is None else f'{r.b64_images_per_s:.0f}':>10} "
+            f"{'-' if r.rest_requests_per_s is None else f'{r.rest_requests_per_s:.0f}':>9} "
+            f"{r.p50_c1_ms:8.3f}"
+        )
+    for model, batches in in_process.items():
+        lines.append(
+            f"onnxruntime in process, {model}: "
+            + ", ".join(f"batch {b} {v:,.0f} images/s" for b, v in batches.items())
+        )
+    floor = next((r for r in rows if r.server == "floor uvloop"), None)
+    for model in MODELS:
+        ours = _best_of(rows, model, "ours", lambda r: r.requests_per_s)
+        ours64 = _best_of(rows, model, "ours", lambda r: r.b64_images_per_s)
+        ours_rest = _best_of(rows, model, "ours", lambda r: r.rest_requests_per_s)
+        one = next((r for r in rows if r.model == model and r.server == "ours --workers 1"), None)
+        tri = _best_of(rows, model, "triton", lambda r: r.requests_per_s)
+        tri64 = _best_of(rows, model, "triton", lambda r: r.b64_images_per_s)
+        tri_rest = _best_of(rows, model, "triton", lambda r: r.rest_requests_per_s)
+        tri_c1 = min(
+            (r for r in rows if r.model == model and r.server.startswith("triton")),
+            key=lambda r: r.p50_c1_ms,
+            default=None,
+        )
+        naive = next((r for r in rows if r.model == model and r.server == "naive"), None)
+        if ours64 and tri64 and ours64.b64_images_per_s and tri64.b64_images_per_s:
+            ratio = ours64.b64_images_per_s / tri64.b64_images_per_s
+            lines.append(
+                f"{model}: batch 64 images/s ours ({ours64.server}) / Triton best "
+                f"({tri64.server}) = {ratio:.2f} (target >= 1: {_verdict(ratio >= 1)})"
+            )
+        inproc = in_process.get(model, {}).get(64)
+        if ours64 and ours64.b64_images_per_s and inproc:
+            lines.append(
+                f"{model}: batch 64 images/s ours / onnxruntime in process (one session) = "
+                f"{ours64.b64_images_per_s / inproc:.2f}"
+            )
+        if ours and floor:
+            ratio = ours.requests_per_s / floor.requests_per_s
+            cpu = ours.server_cpu_s_per_1k / floor.server_cpu_s_per_1k
+            lines.append(
+                f"{model}: batch 1 c=64 calls/s ours ({ours.server}) / floor uvloop = "
+                f"{ratio:.2f} (target >= 0.75: {_verdict(ratio >= 0.75)}); CPU per call / "
+                f"floor = {cpu:.2f} (target <= 1.5: {_verdict(cpu <= 1.5)})"
+                + (
+                    f"; / Triton best = {ours.requests_per_s / tri.requests_per_s:.2f}"
+                    if tri
+                    else ""
+                )
+            )
+        if one and tri_c1 and naive:
+            ok = one.p50_c1_ms <= tri_c1.p50_c1_ms and one.p50_c1_ms <= naive.p50_c1_ms
+            lines.append(
+                f"{model}: c=1 p50 ours {one.p50_c1_ms:.3f} ms, Triton best "
+                f"{tri_c1.p50_c1_ms:.3f} ms, naive {naive.p50_c1_ms:.3f} ms "
+                f"(target <= both: {_verdict(ok)})"
+            )
+        if ours_rest and tri_rest:
+            ratio = (ours_rest.rest_requests_per_s or 0) / (tri_rest.rest_requests_per_s or 1)
+            lines.append(
+                f"{model}: REST binary b1 c=64 ours / Triton's HTTP = {ratio:.2f} "
+                f"(keep the lead: {_verdict(ratio >= 1)})"
+            )
+    return "\n".join(lines)
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "MISSED"
+
+
 def plot(rows: list[Row], path: Path) -> None:
-    """Answers/s per server for each model (with the null-model ceiling), as a PNG."""
+    """Batch-1 calls/s and batch-64 images/s per server for each model, as a PNG."""
     from clients.plots import saved_figure
 
-    null = [r for r in rows if r.model == NULL_MODEL]
-    with saved_figure(path, 1, len(MODELS), figsize=(12, 4.2)) as (_fig, axes):
-        for ax, model in zip(axes, MODELS, strict=True):
-            block = [r for r in rows if r.model == model] + null
+    floors = [r for r in rows if r.model == NULL_MODEL]
+    with saved_figure(path, 2, len(MODELS), figsize=(13, 8)) as (_fig, axes):
+        for column, model in enumerate(MODELS):
+            block = [r for r in rows if r.model == model] + floors
+            ax = axes[0][column]
             ax.barh([r.server for r in block], [r.requests_per_s for r in block])
             ax.set_title(f"{model}: batch-1 V2 ModelInfer, 64 in flight (h2load)")
             ax.set_xlabel("answers / s")
+            ax.invert_yaxis()
+            big = [r for r in block if r.b64_images_per_s]
+            ax = axes[1][column]
+            ax.barh([r.server for r in big], [r.b64_images_per_s for r in big])
+            ax.set_title(f"{model}: batch 64, 4 in flight (h2load)")
+            ax.set_xlabel("images / s")
             ax.invert_yaxis()
 
 
@@ -261,22 +531,48 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run, print, write JSON and PNG."""
     parser = argparse.ArgumentParser(prog="python -m bench.scaling", description=__doc__)
     parser.add_argument("--requests", type=int, default=20000)
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (best counts)")
+    parser.add_argument("--no-triton", action="store_true", help="leave Triton out")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "scaling")
     args = parser.parse_args(argv)
     if h2load.h2load_binary() is None:
         parser.error("h2load is not installed (scripts/setup.sh --system installs it)")
     busy = training_processes()
-    rows = run_all(args.requests)
-    text = report(rows)
+    load_before = os.getloadavg()[0]
+    in_process: dict[str, dict[int, float]] = {}
+    rows = run_all(args.requests, args.rounds, not args.no_triton, in_process)
+    best = best_rows(rows)
+    text = report(best) + "\n\n" + peer_report(best, in_process)
     print(text)
-    meta = {"git": git_state(), "cpu_budget": cpu_budget(), "training_running": busy}
+    meta = {
+        "git": git_state(),
+        "cpu_budget": cpu_budget(),
+        "training_running": busy,
+        "load_average_before": load_before,
+        "load_average_after": os.getloadavg()[0],
+        "rounds": args.rounds,
+        "in_process_images_per_s": in_process,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(
         json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=1) + "\n"
     )
-    plot(rows, args.out.with_suffix(".png"))
+    plot(best, args.out.with_suffix(".png"))
     print(f"wrote {args.out.with_suffix('.json')} and {args.out.with_suffix('.png')}")
     return 0
+
+
+def _in_process() -> dict[str, dict[int, float]]:
+    images = (np.random.default_rng(0).random((64, 28, 28)) * 255).astype(np.uint8)
+    return {
+        model: {
+            b: round(v, 1)
+            for b, v in in_process_images_per_s(
+                ROOT / "model_repository" / model / "1" / "model.onnx", (1, 64), 2.0, images
+            ).items()
+        }
+        for model in MODELS
+    }
 
 
 if __name__ == "__main__":

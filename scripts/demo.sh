@@ -3,7 +3,8 @@
 #
 #   bash scripts/demo.sh                  # writes ./grid.png
 #   bash scripts/demo.sh --keep-serving   # leave the server running afterwards
-# On a terminal it keeps serving the web page until Ctrl-C; without one it stops.
+# On a terminal it keeps serving the web page until Ctrl-C; without one (a CI job,
+# `ssh host bash scripts/demo.sh`) it says so and stops: use --keep-serving there.
 #   DIGITS_GRPC_PORT=9001 DIGITS_METRICS_PORT=9002 bash scripts/demo.sh
 #   DIGITS_MODEL_REPOSITORY=/path/to/models bash scripts/demo.sh
 #
@@ -19,7 +20,7 @@ model=cnn
 for arg in "$@"; do
   case "$arg" in
     --keep-serving) keep=1 ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -35,10 +36,13 @@ fi
 
 PY=.venv/bin/python
 # A port given in the environment is used as is; otherwise the usual one if it
-# is free, else 0 (the server picks a free port and prints it).
+# is free, else 0 (the server picks a free port and prints it). "Free" is the
+# server's own check (serving/sockets.py, SO_REUSEADDR as the server binds): a
+# port that only has connections of a previous run in TIME-WAIT is free, so a
+# rerun within a minute keeps the page on :8000.
 pick_port() {
   local wanted=$1
-  if "$PY" -c 'import socket,sys; s=socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1])))' "$wanted" 2>/dev/null; then
+  if "$PY" -c 'import sys; from serving.sockets import check_free; check_free("", "127.0.0.1", int(sys.argv[1]))' "$wanted" 2>/dev/null; then
     echo "$wanted"
   else
     echo 0
@@ -124,4 +128,7 @@ if [[ $keep == 1 ]]; then
 elif [[ -t 0 ]]; then
   echo "demo: serving until Ctrl-C"
   wait "$server_pid" || true
+else
+  echo "demo: no terminal on stdin, so nobody could press Ctrl-C: stopping the server now." \
+       "Run 'bash scripts/demo.sh --keep-serving' to leave it running in the background."
 fi

@@ -92,7 +92,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.error("%s", exc)
         return 3
     except OSError as exc:
-        log.error("cannot start: %s", exc)
+        # strerror alone: the message names the port and what to do, "[Errno 98]" adds nothing.
+        log.error("cannot start: %s", exc.strerror or exc)
         return 4
     return 0
 

@@ -23,7 +23,7 @@ from serving.repository.manager import RepositoryManager
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
 from serving.settings import Settings
-from serving.sockets import listen_shared
+from serving.sockets import bind_error, listen_shared
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +32,8 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
     """Session options from settings; threads from the CPUs this process may really use."""
     # Worker processes split the budget: workers x threads <= CPUs.
     budget = max(1, cpu_budget() // settings.worker_count)
-    threads = settings.intra_op_threads or max(1, budget // settings.max_concurrent_batches)
+    instances = settings.model_instances
+    threads = settings.intra_op_threads or max(1, budget // instances)
     config = RuntimeConfig(
         provider=settings.provider,
         device_id=settings.cuda_device_id,
@@ -40,6 +41,9 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         parallel_min_batch=settings.parallel_min_batch,
         graph_optimization=settings.graph_optimization,
         available_providers=available,
+        instances=instances,
+        cpu_budget=budget,
+        threads_fixed=settings.intra_op_threads > 0,
     )
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
@@ -49,12 +53,12 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         else ""
     )
     log.info(
-        "cpu budget %d per process (affinity and cgroup quota); %d intra-op thread(s) per "
-        "session%s, %d batch(es) at once; provider request %r",
+        "cpu budget %d per process (affinity and cgroup quota); %d instance(s) per model, "
+        "%d intra-op thread(s) per session%s; provider request %r",
         budget,
+        instances,
         threads,
         small,
-        settings.max_concurrent_batches,
         settings.provider,
     )
     return config
@@ -77,7 +81,8 @@ class ServerApp:
         self.settings = settings
         self.metrics = Metrics()
         self.runtime = runtime_config(settings, available_providers)
-        self._compute = ComputePool(settings.max_concurrent_batches)
+        # At least one compute thread per instance; a model.json asking for more adds threads.
+        self._compute = ComputePool(max(settings.max_concurrent_batches, self.runtime.instances))
         self._loads = ThreadPoolExecutor(1, "model-load")
         self._decoder = DecodePool(settings.max_concurrent_decodes, settings.max_image_pixels)
         registry = ModelRegistry()
@@ -142,12 +147,25 @@ class ServerApp:
         """Open the ports (health NOT_SERVING), load the repository, then report SERVING."""
         s = self.settings
         self.feedback.start()
-        await self.grpc.start()
-        if self.http is not None:
-            await self.http.start()
-        if s.metrics_port >= 0:
-            self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
-            log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
+        try:
+            await self.grpc.start()
+            if self.http is not None:
+                await self.http.start()
+            if s.metrics_port >= 0:
+                try:
+                    self.metrics_port = self.metrics.serve(s.metrics_host, s.metrics_port)
+                except OSError as exc:
+                    where = (s.metrics_host, s.metrics_port)
+                    raise bind_error("metrics", *where, exc, "--metrics-port") from None
+                log.info("metrics on http://%s:%d/metrics", s.metrics_host, self.metrics_port)
+        except BaseException:
+            # A listener that could not bind ends the start: close the ones already open, so
+            # nothing is left for the interpreter to collect after the event loop closed.
+            await self.grpc.stop(0)
+            if self.http is not None:
+                await self.http.stop(0)
+            await asyncio.to_thread(self.feedback.close)
+            raise
         await self.dataplane.start()
         ready = self.dataplane.ready_models()
         if not ready:

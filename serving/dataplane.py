@@ -21,8 +21,10 @@ from serving.explain import SIDE, occlusion_plan
 from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.predictions import probabilities_of
+from serving.reading import ReadResult, check_reads_digits, read_result
 from serving.registry import LoadedVersion, ModelRegistry
 from serving.repository.manager import RepositoryManager
+from serving.request_context import note_model
 from serving.runtime.providers import CUDA
 from serving.statistics import merge_statistics
 from serving.tensors import NUMPY_TO_V2, V2_TO_NUMPY
@@ -167,6 +169,14 @@ class DataPlane:
             raise ModelNotReady("server is shutting down; retry on another replica")
         return self._registry.resolve(name or self.default_model, version)
 
+    def resolve_for_inference(self, name: str, version: str = "") -> LoadedVersion:
+        """:meth:`resolve` for an inference request, which is labelled with the version at
+        once: one refused later (bad input: 400 / INVALID_ARGUMENT) is counted under its
+        model, not model=""."""
+        target = self.resolve(name, version)
+        note_model(target.name, target.version)
+        return target
+
     # ------------------------------------------------------------------ metadata
 
     def server_info(self) -> ServerInfo:
@@ -285,7 +295,7 @@ class DataPlane:
         ``deadline`` is a time.monotonic() value; requests still queued then
         are dropped with DeadlineExceeded and never computed.
         """
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             if len(inputs) != 1:
                 raise InvalidInput(
@@ -319,7 +329,7 @@ class DataPlane:
         """
         if explain:
             self._check_explain(len(pixels))
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             if pixels.dtype == np.uint8:
                 # Same normalisation as training: pixel / 255.
@@ -352,7 +362,7 @@ class DataPlane:
         if explain:
             self._check_explain(len(files))
         # Decoding is the expensive part: an unknown model fails before it.
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
@@ -372,6 +382,24 @@ class DataPlane:
         if answer_id and self._answers is not None:
             self._answers.keep(answer_id, result)
         return result
+
+    async def read(
+        self,
+        name: str,
+        version: str,
+        data: bytes,
+        deadline: float | None = None,
+        keep_prepared: bool = False,
+    ) -> ReadResult:
+        """Read every digit of one PNG/JPEG (a number), all digits in one batch."""
+        target = self.resolve(name, version)
+        check_reads_digits(target.name, target.manifest.labels)
+        with target.stats.request():
+            reading = await self._decoder.read(data)
+            self._check_count(len(reading.images), "digits found in the image")
+            batch = self.check_tensor(target, reading.images)
+            prepared = batch if keep_prepared else None
+            return read_result(reading, await self._run(target, batch, deadline, prepared))
 
     async def _run(
         self,
@@ -451,8 +479,8 @@ class DataPlane:
             max_queue_delay_us=round(limits.max_queue_delay_s * 1_000_000),
             preferred_batch_sizes=(),
             instance_kind="KIND_GPU" if target.model.provider == CUDA else "KIND_CPU",
-            # One onnxruntime session per loaded version.
-            instance_count=1,
+            # onnxruntime sessions of this version (model.json instance_group or the server's).
+            instance_count=target.model.instance_count,
             versions_kept=self._manager.max_versions,
             labels=manifest.labels,
         )

@@ -17,6 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from serving.preparation import Reading, read
 from serving.preprocess import prepare
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,17 @@ class DecodePool:
             if self._busy == 0:
                 self._trim(0)
         return np.stack(images)
+
+    async def read(self, data: bytes) -> Reading:
+        """Every digit of one image, prepared the MNIST way, with its box and text line."""
+        loop = asyncio.get_running_loop()
+        self._busy += 1
+        try:
+            return await loop.run_in_executor(self._pool, read, data, "image", self.max_pixels)
+        finally:
+            self._busy -= 1
+            if self._busy == 0:
+                self._trim(0)
 
     def shutdown(self) -> None:
         """Stop the decode threads (pending decodes are cancelled)."""

@@ -1,6 +1,6 @@
 """Which asyncio event loop runs the server: uvloop where it is installed, else asyncio's.
 
-Measured on the 2-core CI machine (docs/performance.md, issue 13 second round): with uvloop a
+Measured on the 2-core CI machine (docs/performance.md, design choices): with uvloop a
 bare grpc.aio server answers ~28% more batch-1 calls per second, and ours with two workers
 13-17% more at 7-10% less CPU per call (one worker: inside the noise), because every gRPC call
 costs the event loop about 16 callbacks and uvloop runs callbacks, futures and its selector

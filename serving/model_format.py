@@ -38,6 +38,7 @@ _CORE_FIELDS = (
     "labels",
     "sha256",
     "test_accuracy",
+    "instance_group",
 )
 
 
@@ -59,6 +60,23 @@ class TensorSpec:
         return {"name": self.name, "datatype": self.datatype, "shape": list(self.shape)}
 
 
+@dataclass(frozen=True, slots=True)
+class InstanceGroup:
+    """How many onnxruntime sessions (instances) serve one version, like Triton's
+    ``instance_group``; each formed batch runs on a free one. ``intra_op_threads`` 0: the
+    server's CPU budget split between the instances."""
+
+    count: int
+    intra_op_threads: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The model.json form."""
+        data: dict[str, Any] = {"count": self.count}
+        if self.intra_op_threads:
+            data["intra_op_threads"] = self.intra_op_threads
+        return data
+
+
 @dataclass(frozen=True)
 class ModelManifest:
     """What a published model version declares about itself (model.json), validated."""
@@ -73,6 +91,8 @@ class ModelManifest:
     description: str = ""
     output_kind: str = "softmax"
     test_accuracy: float = 0.0
+    # None: the server's --model-instances decides.
+    instances: InstanceGroup | None = None
     # Provenance the server does not interpret (training run, library versions, dates...).
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -99,6 +119,8 @@ class ModelManifest:
             "test_accuracy": self.test_accuracy,
             "sha256": self.sha256,
         }
+        if self.instances is not None:
+            data["instance_group"] = self.instances.to_json()
         for key, value in self.extra.items():
             data.setdefault(key, value)
         return data
@@ -125,6 +147,7 @@ class ModelManifest:
                 labels=tuple(str(label) for label in data["labels"]),
                 sha256=str(data["sha256"]).lower(),
                 test_accuracy=float(data.get("test_accuracy", 0.0)),
+                instances=_instances(data.get("instance_group"), f"{where}: instance_group"),
                 extra={k: v for k, v in data.items() if k not in _CORE_FIELDS},
             )
         except ModelLoadError:
@@ -170,6 +193,20 @@ class ModelManifest:
         """Write this manifest as model.json (validated first: nothing invalid is published)."""
         self.check(str(path))
         path.write_text(json.dumps(self.to_json(), indent=2) + "\n")
+
+
+def _instances(entry: Any, what: str) -> InstanceGroup | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or set(entry) - {"count", "intra_op_threads"}:
+        raise ModelLoadError(f"{what} must be an object with count and intra_op_threads")
+    count, threads = entry.get("count"), entry.get("intra_op_threads", 0)
+    if type(count) is not int or type(threads) is not int or count < 1 or threads < 0:
+        raise ModelLoadError(
+            f"{what}: count must be an integer >= 1 and intra_op_threads an integer >= 0 "
+            f"(0 = the CPU budget split between the instances), got {entry}"
+        )
+    return InstanceGroup(count, threads)
 
 
 def _tensor(entry: Any, what: str) -> TensorSpec:

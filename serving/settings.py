@@ -163,7 +163,10 @@ class Settings:
     max_concurrent_batches: int = field(
         default=1,
         metadata=_opt(
-            "batches computed at once, server-wide (each uses all intra-op threads)", 1, 64
+            "compute threads, server-wide: batches computed at once across models (raised to "
+            "the largest instance count, so every instance can compute)",
+            1,
+            64,
         ),
     )
     max_versions: int = field(default=2, metadata=_opt("versions kept loaded per model", 1, 100))
@@ -279,6 +282,17 @@ class Settings:
             "memory the kept answers may hold per process (prepared inputs and outputs)",
             1024,
             2**40,
+        ),
+    )
+    model_instances: int = field(
+        default=1,
+        metadata=_opt(
+            "onnxruntime sessions (instances) per model version, each formed batch on a free "
+            "one, like Triton's instance_group, the worker's CPU budget split between them; a "
+            "model.json instance_group overrides it (1 measured best on 2 cores: "
+            "docs/performance.md)",
+            1,
+            64,
         ),
     )
 

@@ -12,6 +12,7 @@ SO_REUSEPORT, so it cannot silently join someone else's reuse group.
 
 from __future__ import annotations
 
+import errno
 import socket
 
 _WILDCARDS = ("", "0.0.0.0", "::", "[::]")
@@ -48,7 +49,7 @@ def _socket(host: str, port: int) -> tuple[socket.socket, tuple]:
     return sock, address
 
 
-def reserve(host: str, port: int) -> socket.socket:
+def reserve(host: str, port: int, what: str = "", flag: str = "") -> socket.socket:
     """Hold ``host:port`` for workers to share; port 0 picks a free port (read it back with
     ``sock.getsockname()[1]``). Raises OSError when another server holds the port."""
     sock, address = _socket(host, port)
@@ -57,7 +58,7 @@ def reserve(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot bind {host}:{port}: {exc.strerror}") from None
+        raise bind_error(what, host, port, exc, flag) from None
     return sock
 
 
@@ -74,7 +75,7 @@ def listen_shared(host: str, port: int, backlog: int = 2048, share: bool = True)
         sock.listen(backlog)
     except OSError as exc:
         sock.close()
-        raise OSError(exc.errno, f"cannot bind {host}:{port}: {exc.strerror}") from None
+        raise bind_error("HTTP", host, port, exc, "--http-port") from None
     sock.setblocking(False)
     return sock
 
@@ -82,3 +83,32 @@ def listen_shared(host: str, port: int, backlog: int = 2048, share: bool = True)
 def port_of(sock: socket.socket) -> int:
     """The port a socket is bound to."""
     return sock.getsockname()[1]
+
+
+def bind_error(what: str, host: str, port: int, exc: OSError, flag: str = "") -> OSError:
+    """One line a user can act on for a listener (``what``: gRPC, HTTP...) that could not
+    bind; ``flag`` is the option that moves it."""
+    reason = exc.strerror or str(exc)
+    if exc.errno == errno.EADDRINUSE:
+        other = f"another with {flag}" if flag else "another port"
+        reason += f" (another server listens there: stop it, or choose {other})"
+    listener = f"{what} port " if what else ""
+    return OSError(exc.errno, f"cannot bind {listener}{host}:{port}: {reason}")
+
+
+def check_free(what: str, host: str, port: int, flag: str = "") -> None:
+    """Raise :func:`bind_error` when another socket listens on ``host:port``.
+
+    For listeners whose library reports a busy port only through its own log lines (gRPC's C
+    core). Binds with SO_REUSEADDR, as the servers do, so a port that only has connections in
+    TIME-WAIT left counts as free. Port 0 is always free.
+    """
+    if port == 0:
+        return
+    sock, address = _socket(host, port)
+    with sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            raise bind_error(what, host, port, exc, flag) from None

@@ -120,7 +120,7 @@ class Supervisor:
             ports = self._reserve()
             metrics_port = self._serve_metrics()
         except OSError as exc:
-            log.error("cannot start: %s", exc)
+            log.error("cannot start: %s", exc.strerror or exc)
             self._close()
             return 4
         loop = asyncio.get_running_loop()
@@ -164,7 +164,9 @@ class Supervisor:
             host, port = getattr(self.settings, host_field), getattr(self.settings, port_field)
             if port < 0:  # a transport switched off
                 continue
-            sock = self._sockets[port_field] = reserve(host, port)
+            what = {"grpc_port": "gRPC", "http_port": "HTTP"}.get(port_field, port_field)
+            flag = "--" + port_field.replace("_", "-")
+            sock = self._sockets[port_field] = reserve(host, port, what, flag)
             ports[port_field] = port_of(sock)
         return ports
 

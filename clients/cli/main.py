@@ -1,10 +1,10 @@
 """``digits-client``: talk to a digits server from the command line.
 
 Subcommands: ``grid`` (picture of 50 classified MNIST digits), ``classify``
-(your own PNG/JPEG files), ``load`` (closed-loop load test), ``health``, ``models`` and
-``explain`` (digits with the saliency maps of their answers); one module each in this
-package, with NAME, HELP, DESCRIPTION, ``add_arguments(parser)`` and
-``run(args) -> exit code``. Failures print one line to stderr and
+(your own PNG/JPEG files), ``read`` (a whole number in one photo), ``load`` (closed-loop
+load test), ``health``, ``models`` and ``explain`` (digits with the saliency maps of their
+answers); one module each in this package, with NAME, HELP, DESCRIPTION,
+``add_arguments(parser)`` and ``run(args) -> exit code``. Failures print one line to stderr and
 exit non-zero.
 """
 
@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 
 import grpc
 
-from clients.cli import classify, explain, grid, health, load, models
+from clients.cli import classify, explain, grid, health, load, models, read
 from clients.cli.common import PROG, add_connection_args
 from clients.connection import ClientError, status_line
 from serving import __version__
@@ -26,13 +26,14 @@ examples:
   digits-client health --server 127.0.0.1:8001 --wait 30
   digits-client models
   digits-client grid --model cnn --out grid.png
-  digits-client classify my_digit.png photo.jpg --model cnn
+  digits-client classify examples/digit.png examples/photo.jpg --model cnn
+  digits-client read examples/number.jpg
   digits-client load --model mlp100 --concurrency 64 --batch 1 --duration 10 --api stream
   digits-client explain --model robust --count 6 --out explain.png
 """
 
 # In the order --help lists them.
-SUBCOMMANDS = (grid, classify, load, health, models, explain)
+SUBCOMMANDS = (grid, classify, read, load, health, models, explain)
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {m.NAME: m.run for m in SUBCOMMANDS}
 
 

@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
 
-# Batches of one model in flight at once: one computing, one full batch waiting
-# right behind it in the compute queue.
-PIPELINE_DEPTH = 2
+# Batches of one model in flight beyond its instances: one full batch waiting right behind
+# the computing ones in the compute queue (instances + PIPELINE_EXTRA in all).
+PIPELINE_EXTRA = 1
 # See Batcher._busy: one in this many inline-eligible idle requests computes on the thread.
 INLINE_PROBE = 16
 
@@ -151,8 +151,11 @@ class Batcher:
         name: str = "model",
         observer: BatchObserver | None = None,
         clock: Clock = time.monotonic,
+        instances: int = 1,
     ) -> None:
         self._run = run
+        # Batches that may compute at once: each runs on its own model instance.
+        self.instances = instances
         self.limits = limits
         self._compute = compute
         self._name = name
@@ -277,11 +280,14 @@ class Batcher:
         while True:
             running = len(self._running) + self._direct
             full = self._queued_images >= self.limits.max_batch_size
-            if running >= PIPELINE_DEPTH or (running and not full):
-                # A batch computes: let the next one keep growing. Only a full
-                # batch is handed over early, so the compute thread can start it
-                # the moment the current one ends instead of waiting for a round
-                # trip through the event loop.
+            if running >= self.instances + PIPELINE_EXTRA or (running and not full):
+                # A batch computes: let the next one keep growing. Only a full batch is
+                # handed over early: to a free instance, which computes it beside the
+                # running one (batch 64 keeps every core busy), or, all instances busy,
+                # into the compute queue, so a thread starts it the moment an instance
+                # frees instead of waiting for a round trip through the event loop.
+                # Partial batches wait: starting them on a second instance would cut
+                # batch-1 traffic into batches of one, each paying a batch's overhead.
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue

@@ -22,11 +22,23 @@ class ComputePool:
 
     def __init__(self, threads: int, name: str = "compute") -> None:
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-            for i in range(threads)
-        ]
-        for thread in self._threads:
+        self._name = name
+        self._threads: list[threading.Thread] = []
+        self.ensure(threads)
+
+    @property
+    def threads(self) -> int:
+        """Threads started so far."""
+        return len(self._threads)
+
+    def ensure(self, threads: int) -> None:
+        """Start threads until there are at least ``threads`` (a model with more instances
+        than the pool has threads could not compute on all of them at once)."""
+        while len(self._threads) < threads:
+            thread = threading.Thread(
+                target=self._work, name=f"{self._name}-{len(self._threads)}", daemon=True
+            )
+            self._threads.append(thread)
             thread.start()
 
     def _work(self) -> None:

@@ -77,7 +77,7 @@ class CallHandling:
             return grpc.unary_unary_rpc_method_handler(
                 self._unary(handler.unary_unary, api, method),
                 request_deserializer=parse,
-                response_serializer=handler.response_serializer,
+                response_serializer=_bytes_or(handler.response_serializer),
             )
         if handler.stream_stream is not None:
             return grpc.stream_stream_rpc_method_handler(
@@ -192,6 +192,18 @@ def _tolerant(deserializer: Callable[[bytes], Any] | None) -> Callable[[bytes], 
             return Undecodable(f"request bytes are not a valid {type_name} ({exc})")
 
     return parse
+
+
+def _bytes_or(serializer: Callable[[Any], bytes] | None) -> Callable[[Any], bytes] | None:
+    """``serializer`` that passes a response already serialised (bytes) through unchanged:
+    handlers on the hot path build their answer's bytes themselves (V2 ModelInfer)."""
+    if serializer is None:
+        return None
+
+    def serialize(response: Any) -> bytes:
+        return response if type(response) is bytes else serializer(response)
+
+    return serialize
 
 
 async def _decoded(requests: AsyncIterator) -> AsyncIterator:

@@ -20,6 +20,7 @@ from serving.grpc.v2_servicer import V2Servicer
 from serving.metrics import Metrics
 from serving.request_context import worker_pid
 from serving.settings import Settings
+from serving.sockets import check_free
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,11 @@ class GrpcTransport:
 
     def _build(self) -> grpc.aio.Server:
         s = self._settings
+        if s.worker_count == 1:
+            # Before the server object exists: gRPC would log its own multi-line bind error,
+            # and a built but never started server warns again when it is collected.
+            # (Workers share a port the supervisor reserved, which this check would refuse.)
+            check_free("gRPC", s.grpc_host, s.grpc_port, "--grpc-port")
         ids = RequestIds()
         server = grpc.aio.server(
             interceptors=[AuthInterceptor(self._token, ids)] if self._token else [],

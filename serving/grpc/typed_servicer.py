@@ -12,6 +12,7 @@ from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.errors import InvalidInput
 from serving.feedback.service import FeedbackService
 from serving.grpc.feedback import feedback
+from serving.grpc.read_converters import read_response_to_pb
 from serving.grpc.status import status_of
 from serving.grpc.streaming import pump
 from serving.grpc.typed_converters import model_info_to_pb, raw_images, response_to_pb
@@ -108,3 +109,11 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
         response = await feedback(self._feedback, request)
         note_model(response.model, response.version)
         return response
+
+    async def Read(
+        self, request: pb.ReadRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ReadResponse:
+        deadline = deadline_from_remaining(context.time_remaining())
+        result = await self._dataplane.read(request.model, request.version, request.image, deadline)
+        note_model(result.model, result.version)
+        return read_response_to_pb(result, request.request_id)

@@ -11,6 +11,7 @@ from serving.api import open_inference_pb2_grpc as pb_grpc
 from serving.dataplane import DataPlane, deadline_from_remaining
 from serving.grpc.streaming import pump
 from serving.grpc.v2_converters import (
+    ResponseWriter,
     config_to_pb,
     inputs_from_pb,
     metadata_to_pb,
@@ -18,6 +19,7 @@ from serving.grpc.v2_converters import (
     statistics_to_pb,
 )
 from serving.request_context import client_message, current_request_id, note_model
+from serving.types import InferResult
 
 
 class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
@@ -26,6 +28,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     def __init__(self, dataplane: DataPlane, max_stream_inflight: int) -> None:
         self._dataplane = dataplane
         self._max_inflight = max_stream_inflight
+        self._writer = ResponseWriter()
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
@@ -57,9 +60,7 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
     ) -> pb.ModelMetadataResponse:
         return metadata_to_pb(self._dataplane.model_metadata(request.name, request.version))
 
-    async def _infer(
-        self, request: pb.ModelInferRequest, remaining: float | None
-    ) -> pb.ModelInferResponse:
+    async def _result(self, request: pb.ModelInferRequest, remaining: float | None) -> InferResult:
         result = await self._dataplane.infer(
             request.model_name,
             request.model_version,
@@ -68,12 +69,20 @@ class V2Servicer(pb_grpc.GRPCInferenceServiceServicer):
             outputs=[o.name for o in request.outputs],
         )
         note_model(result.model, result.version)
-        return response_to_pb(result, request.id)
+        return result
+
+    async def _infer(
+        self, request: pb.ModelInferRequest, remaining: float | None
+    ) -> pb.ModelInferResponse:
+        return response_to_pb(await self._result(request, remaining), request.id)
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
-    ) -> pb.ModelInferResponse:
-        return await self._infer(request, context.time_remaining())
+    ) -> bytes:
+        """The response already serialised (ResponseWriter); the method's serializer passes
+        bytes through (serving/grpc/calls.py)."""
+        result = await self._result(request, context.time_remaining())
+        return self._writer.encode(result, request.id)
 
     async def ModelStreamInfer(
         self, requests: AsyncIterator[pb.ModelInferRequest], context: grpc.aio.ServicerContext

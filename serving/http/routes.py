@@ -28,6 +28,7 @@ from serving.http.feedback import (
     require,
 )
 from serving.http.handlers import Handlers
+from serving.http.read_converters import read_json
 from serving.http.triton_converters import config_json, stats_json
 from serving.http.typed_converters import (
     IMAGE_TYPES,
@@ -105,6 +106,8 @@ class Endpoints:
 
     async def infer(self, request: Request) -> Response:
         p = request.path_params
+        # The model first: a body that fails to parse is then counted under its model.
+        self._core.resolve_for_inference(p["model"], p.get("version", ""))
         body = await self._handlers.body(request)
         parsed = infer_request_from_body(body, request.headers.get(HEADER_LENGTH))
         result = await self._core.infer(
@@ -164,6 +167,20 @@ class Endpoints:
             )
         note_model(result.model, result.version)
         return _json(classify_json(result, current_request_id(), debug))
+
+    async def read(self, request: Request) -> Response:
+        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        files = await self._files(request, kind)
+        if len(files) != 1:
+            raise InvalidInput(f"send one image to read, got {len(files)}")
+        result = await self._core.read(
+            request.query_params.get("model", ""),
+            request.query_params.get("version", ""),
+            files[0],
+            keep_prepared=_flag(request, "debug"),
+        )
+        note_model(result.model, result.version)
+        return _json(read_json(result, current_request_id(), _flag(request, "debug")))
 
     async def _files(self, request: Request, kind: str) -> list[bytes]:
         if kind in IMAGE_TYPES:
@@ -289,6 +306,7 @@ def build_routes(endpoints: Endpoints, handlers: Handlers) -> list[BaseRoute]:
         *api("/v1/classify", e.classify, "http-typed", "Classify", "POST"),
         *api("/v1/feedback", e.feedback, "http-typed", "Feedback", "POST"),
         *api("/v1/feedback/stats", e.feedback_stats, "http-typed", "FeedbackStats"),
+        *api("/v1/read", e.read, "http-typed", "Read", "POST"),
         Route("/", e.page, methods=["GET"]),
         Route("/openapi.json", e.openapi, methods=["GET"]),
         Route("/docs", e.docs, methods=["GET"]),

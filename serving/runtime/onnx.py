@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +12,7 @@ import numpy as np
 import onnxruntime as ort
 
 from serving.errors import ModelLoadError
-from serving.model_format import ModelManifest, sha256_file
+from serving.model_format import InstanceGroup, ModelManifest, sha256_file
 from serving.runtime.providers import check_active, device_of, select_providers
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,21 @@ class RuntimeConfig:
     available_providers: tuple[str, ...] | None = None
     # Batches smaller than this run on a second, one-thread session (CPU only; 0 = never).
     parallel_min_batch: int = 0
+    # Sessions per model version unless its model.json has an instance_group.
+    instances: int = 1
+    # CPUs this process may use; a model.json with another instance count splits it anew.
+    cpu_budget: int = 0
+    # The intra-op threads came from the user (--intra-op-threads), not from the budget.
+    threads_fixed: bool = False
+
+    def instance_plan(self, group: InstanceGroup | None) -> tuple[int, int]:
+        """(sessions, intra-op threads each) for a model version with ``group`` (or none)."""
+        count = group.count if group is not None else self.instances
+        if group is not None and group.intra_op_threads:
+            return count, group.intra_op_threads
+        if self.threads_fixed or count == self.instances or not self.cpu_budget:
+            return count, self.intra_op_threads
+        return count, max(1, self.cpu_budget // count)
 
     def session_options(self, threads: int | None = None) -> ort.SessionOptions:
         """onnxruntime SessionOptions for this config (``threads``: intra-op threads, default
@@ -63,7 +79,7 @@ class Sessions:
 
     With several intra-op threads a small batch costs more CPU than it saves wall time: on
     the reference machine the cnn at batch 1-16 took 16-24% more CPU per image with two
-    threads than with one, at batch 64 5% (docs/performance.md, issue 13 third round), and
+    threads than with one, at batch 64 5% (measured in process; docs/performance.md), and
     a loaded server has no idle core to give. So on the CPU, with ``intra_op_threads`` > 1
     and ``parallel_min_batch`` > 0, batches below ``parallel_min_batch`` images run on a
     one-thread session and larger ones on the session with every intra-op thread. A GPU
@@ -78,15 +94,17 @@ class Sessions:
         self.min_batch = min_batch
 
     @classmethod
-    def open(cls, path: Path, config: RuntimeConfig) -> Sessions:
-        """The session(s) ``config`` asks for; onnxruntime errors propagate."""
+    def open(cls, path: Path, config: RuntimeConfig, threads: int | None = None) -> Sessions:
+        """The session(s) ``config`` asks for (``threads``: intra-op threads, default the
+        config's); onnxruntime errors propagate."""
         providers = config.providers()
+        threads = config.intra_op_threads if threads is None else threads
         parallel = ort.InferenceSession(
-            str(path), sess_options=config.session_options(), providers=providers
+            str(path), sess_options=config.session_options(threads), providers=providers
         )
         small = None
         on_cpu = parallel.get_providers()[0] == "CPUExecutionProvider"
-        if on_cpu and config.intra_op_threads > 1 and config.parallel_min_batch > 0:
+        if on_cpu and threads > 1 and config.parallel_min_batch > 0:
             small = ort.InferenceSession(
                 str(path), sess_options=config.session_options(threads=1), providers=providers
             )
@@ -107,17 +125,40 @@ def _dims_match(declared: Sequence[int], actual: Sequence[object]) -> bool:
 
 
 class OnnxModel:
-    """A verified onnxruntime session with the signature its manifest promises."""
+    """Verified onnxruntime session(s) with the signature the manifest promises.
+
+    With several instances (Triton's ``instance_group``) each concurrent batch takes a free
+    instance for its run, so batches computing at once never share a session and each
+    instance's intra-op threads work on one batch.
+    """
 
     def __init__(
-        self, sessions: Sessions, manifest: ModelManifest, provider: str, device: str
+        self,
+        sessions: Sessions | Sequence[Sessions],
+        manifest: ModelManifest,
+        provider: str,
+        device: str,
+        threads: int = 1,
     ) -> None:
-        self.sessions = sessions
+        self.instances = [sessions] if isinstance(sessions, Sessions) else list(sessions)
+        self.sessions = self.instances[0]
         self.manifest = manifest
         self.provider = provider
         self.device = device
+        self.threads = threads
         self._input_name = manifest.input.name
         self._outputs = [manifest.output.name]
+        # Last in, first out: batch after batch runs on the instance used last while it is
+        # free, whose weights are still in the CPU caches (a FIFO would alternate between
+        # copies of the weights and double the memory every run touches).
+        self._free: queue.LifoQueue[Sessions] = queue.LifoQueue()
+        for instance in reversed(self.instances):
+            self._free.put(instance)
+
+    @property
+    def instance_count(self) -> int:
+        """Sessions (instances) serving this version."""
+        return len(self.instances)
 
     @classmethod
     def load(cls, onnx_path: Path, manifest: ModelManifest, config: RuntimeConfig) -> OnnxModel:
@@ -129,16 +170,19 @@ class OnnxModel:
             raise ModelLoadError(
                 f"{onnx_path}: sha256 {actual} does not match model.json ({manifest.sha256})"
             )
+        count, threads = config.instance_plan(manifest.instances)
+        if config.providers()[0] != "CPUExecutionProvider":
+            count = 1  # one GPU session: several would only contend for the same device
         try:
-            sessions = Sessions.open(onnx_path, config)
+            instances = [Sessions.open(onnx_path, config, threads) for _ in range(count)]
         except ort.capi.onnxruntime_pybind11_state.Fail as exc:
             raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
         except Exception as exc:  # corrupt protobufs raise several ORT error types
             if type(exc).__module__.startswith("onnxruntime"):
                 raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
             raise
-        provider = check_active(config.provider, sessions.parallel.get_providers())
-        model = cls(sessions, manifest, provider, device_of(provider, config.device_id))
+        provider = check_active(config.provider, instances[0].parallel.get_providers())
+        model = cls(instances, manifest, provider, device_of(provider, config.device_id), threads)
         model._check_signature()
         model._probe()
         return model
@@ -191,6 +235,11 @@ class OnnxModel:
             raise ModelLoadError("probe batch: softmax outputs do not sum to 1")
 
     def run(self, images: np.ndarray) -> np.ndarray:
-        """Run one batch (called from an executor thread)."""
-        session = self.sessions.for_batch(images.shape[0])
-        return session.run(self._outputs, {self._input_name: images})[0]
+        """Run one batch on a free instance (called from a compute thread; waits for an
+        instance when every one is busy)."""
+        instance = self._free.get()
+        try:
+            session = instance.for_batch(images.shape[0])
+            return session.run(self._outputs, {self._input_name: images})[0]
+        finally:
+            self._free.put(instance)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from bench.scaling import Row, _tree, report
+from bench.scaling import Row, _tree, best_rows, peer_report, report
 
 
 def _row(server: str, model: str, workers: int, rps: float, cpu: float, p50: float) -> Row:
@@ -52,3 +52,39 @@ def test_process_tree_includes_children():
     finally:
         child.kill()
         child.wait()
+
+
+def test_peer_report_judges_issue_24s_targets_from_the_best_rounds():
+    def row(server, model, rps, cpu, p50, b64=None, rest=None, round_=1):
+        base = _row(server, model, 1, rps, cpu, p50)
+        return dataclasses.replace(
+            base, b64_images_per_s=b64, rest_requests_per_s=rest, round=round_
+        )
+
+    rows = [
+        row("floor uvloop", "null", 4000, 0.2, 0.4),
+        row("naive", "cnn", 2000, 0.5, 0.9, b64=5000),
+        row("triton x1", "cnn", 3000, 0.25, 1.2, b64=6000, rest=3000),
+        row("triton x2", "cnn", 2500, 0.3, 1.0, b64=8000, rest=3500),
+        row("ours --workers 1", "cnn", 2000, 0.4, 0.8, b64=7000, rest=4000),
+        row("ours --workers 1", "cnn", 3200, 0.28, 0.9, b64=9000, round_=2),
+    ]
+    best = best_rows(rows)
+    ours = next(r for r in best if r.server == "ours --workers 1")
+    # Each column its own best round: calls/s and CPU of round 2, REST of round 1, lowest p50.
+    assert (ours.requests_per_s, ours.b64_images_per_s, ours.rest_requests_per_s) == (
+        3200,
+        9000,
+        4000,
+    )
+    assert ours.p50_c1_ms == 0.8
+    text = peer_report(best, {"cnn": {1: 4000.0, 64: 10000.0}})
+    assert "cnn: batch 64 images/s ours (ours --workers 1) / Triton best (triton x2) = 1.12" in text
+    assert "(target >= 1: met)" in text
+    assert "cnn: batch 64 images/s ours / onnxruntime in process (one session) = 0.90" in text
+    assert "/ floor uvloop = 0.80 (target >= 0.75: met); CPU per call / floor = 1.40" in text
+    assert "/ Triton best = 1.07" in text
+    assert (
+        "c=1 p50 ours 0.800 ms, Triton best 1.000 ms, naive 0.900 ms (target <= both: met)" in text
+    )
+    assert "REST binary b1 c=64 ours / Triton's HTTP = 1.14 (keep the lead: met)" in text

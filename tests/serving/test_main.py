@@ -3,6 +3,7 @@
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -10,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import grpc
+import pytest
 
 from clients.server_process import ServerProcess, serve_argv
 from serving.api import open_inference_pb2_grpc
@@ -99,6 +101,26 @@ def test_busy_port_exits_4_with_one_line(repo):
             assert proc.wait(30) == 4
             out = proc.log_text()
             assert "cannot bind gRPC port" in out and "Traceback" not in out
+
+
+@pytest.mark.parametrize("listener", ["grpc", "http", "metrics"])
+def test_a_busy_port_of_any_listener_is_one_clear_line_and_exit_4(repo, listener):
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        busy = str(holder.getsockname()[1])
+        flags = {"grpc": ("--grpc-port", busy), "http": ("--http-port", busy)}.get(
+            listener, ("--metrics-host", "127.0.0.1", "--metrics-port", busy)
+        )
+        with start(repo, *flags) as proc:
+            assert proc.wait(30) == 4
+            out = proc.log_text()
+    # Everything but the start-up INFO lines: the one error line, naming the port and the flag.
+    lines = [line for line in out.splitlines() if " INFO " not in line]
+    assert len(lines) == 1, out
+    name = {"grpc": "gRPC", "http": "HTTP", "metrics": "metrics"}[listener]
+    assert f"cannot start: cannot bind {name} port 127.0.0.1:{busy}" in lines[0]
+    assert f"--{listener}-port" in lines[0] and "[Errno" not in lines[0]
 
 
 def test_empty_auth_token_file_exits_2_with_one_line(repo, tmp_path):

@@ -11,6 +11,7 @@ import pytest
 from serving.errors import ModelLoadError
 from serving.model_format import (
     SCHEMA_PATH,
+    InstanceGroup,
     ModelManifest,
     digit_manifest,
     sha256_bytes,
@@ -58,6 +59,9 @@ def test_writer_output_is_schema_valid_and_read_back_equal(tmp_path):
         (lambda d: d["outputs"][0].update(shape=[-1, 9]), "does not end in 10"),
         (lambda d: d["inputs"][0].update(shape=[28, 28]), "start with -1"),
         (lambda d: d.update(inputs=[d["inputs"][0], d["inputs"][0]]), "exactly one input"),
+        (lambda d: d.update(instance_group={"count": 0}), "instance_group"),
+        (lambda d: d.update(instance_group={"count": 2, "threads": 1}), "instance_group"),
+        (lambda d: d.update(instance_group={"count": 2, "intra_op_threads": -1}), "instance_group"),
     ],
 )
 def test_code_and_schema_refuse_the_same_broken_manifests(change, message):
@@ -69,6 +73,18 @@ def test_code_and_schema_refuse_the_same_broken_manifests(change, message):
     if message != "does not end in 10":  # label/width consistency is beyond JSON Schema
         with pytest.raises(jsonschema.ValidationError):
             _valid(data)
+
+
+def test_an_instance_group_round_trips_and_stays_out_of_extra():
+    data = digit_manifest("m", [str(d) for d in range(10)], version="1", sha256="a" * 64).to_json()
+    data["instance_group"] = {"count": 2, "intra_op_threads": 1}
+    _valid(data)
+    manifest = ModelManifest.from_json(data)
+    assert manifest.instances == InstanceGroup(2, 1)
+    assert "instance_group" not in manifest.extra
+    assert manifest.to_json()["instance_group"] == {"count": 2, "intra_op_threads": 1}
+    data["instance_group"] = {"count": 3}
+    assert ModelManifest.from_json(data).instances == InstanceGroup(3, 0)
 
 
 def test_sigmoid_needs_two_labels():

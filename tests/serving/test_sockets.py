@@ -4,7 +4,7 @@ import socket
 
 import pytest
 
-from serving.sockets import listen_shared, port_of, reserve
+from serving.sockets import check_free, listen_shared, port_of, reserve
 
 
 def test_reserved_port_zero_is_shared_by_listeners_and_closed_to_others():
@@ -68,3 +68,34 @@ def test_accepted_connections_get_tcp_nodelay():
         return value
 
     assert asyncio.run(scenario()) == 1
+
+
+def test_check_free_refuses_a_listening_port_with_the_flag_to_change():
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = port_of(other)
+        with pytest.raises(
+            OSError, match=rf"cannot bind gRPC port 127\.0\.0\.1:{port}: .*--grpc-port"
+        ):
+            check_free("gRPC", "127.0.0.1", port, "--grpc-port")
+    check_free("gRPC", "127.0.0.1", 0)  # port 0 is always free
+
+
+def test_a_port_with_only_time_wait_connections_left_is_free():
+    listener = socket.socket()
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = port_of(listener)
+    client = socket.create_connection(("127.0.0.1", port), timeout=5)
+    accepted, _ = listener.accept()
+    accepted.close()  # the side that closes first keeps the connection in TIME-WAIT
+    client.recv(1)
+    client.close()
+    listener.close()
+    # A bind without SO_REUSEADDR (the demo's old check) is refused for up to a minute...
+    with socket.socket() as naive, pytest.raises(OSError):
+        naive.bind(("127.0.0.1", port))
+    # ...while the server, which binds with SO_REUSEADDR, can use the port: so can the check.
+    check_free("HTTP", "127.0.0.1", port)

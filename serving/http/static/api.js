@@ -38,8 +38,13 @@ export async function classify(blob, model, signal, explain = false) {
   const params = new URLSearchParams({ debug: "1" });
   if (model) params.set("model", model);
   if (explain) params.set("explain", "1");
+  return postImage("v1/classify", params, blob, signal);
+}
+
+/** POST an image body; the JSON answer and the round-trip time. */
+async function postImage(path, params, blob, signal) {
   const started = performance.now();
-  const response = await fetch(`v1/classify?${params}`, {
+  const response = await fetch(`${path}?${params}`, {
     method: "POST",
     headers: { "Content-Type": blob.type || "image/png" },
     body: blob,
@@ -63,4 +68,14 @@ export async function sendFeedback(body) {
 /** GET v1/feedback/stats: rated answers, corrections and accuracy per model version. */
 export async function feedbackStats() {
   return json(await fetch("v1/feedback/stats"));
+}
+
+/**
+ * POST one PNG/JPEG to v1/read: every digit in reading order, with boxes.
+ * @returns {Promise<{answer: object, elapsedMs: number}>}
+ */
+export async function readNumber(blob, model, signal) {
+  const params = new URLSearchParams();
+  if (model) params.set("model", model);
+  return postImage("v1/read", params, blob, signal);
 }

@@ -1,11 +1,12 @@
 // The draw-a-digit page: a drawing pad and a photo upload, classified by this server's
 // POST /v1/classify. Plain browser JavaScript modules: no build step, nothing from elsewhere.
 import { createAnswer } from "./answer.js";
-import { classify, listModels } from "./api.js";
+import { classify, listModels, readNumber } from "./api.js";
 import { createExplain } from "./explain.js";
 import { createFeedback } from "./feedback.js";
 import { createModelPicker } from "./models.js";
 import { createPad } from "./pad.js";
+import { createReadView } from "./read.js";
 import { createUpload } from "./upload.js";
 
 // Wait after a stroke ends before sending, so a digit drawn in several strokes ("4", a "7"
@@ -14,6 +15,7 @@ const SEND_DELAY_MS = 150;
 
 const answer = createAnswer();
 const feedback = createFeedback();
+const reader = createReadView();
 // What the current answer is about: null (nothing), {kind: "drawing"} or
 // {kind: "upload", blob}. Switching models re-classifies it.
 let source = null;
@@ -37,8 +39,20 @@ async function classifyCurrent() {
   const controller = new AbortController();
   inFlight = controller;
   const blob = source.kind === "upload" ? source.blob : pad.toPng();
-  answer.setStatus("Classifying\u2026", "busy");
+  answer.setStatus(reader.enabled() ? "Reading\u2026" : "Classifying\u2026", "busy");
   try {
+    if (reader.enabled()) {
+      const { answer: result, elapsedMs } = await readNumber(blob, picker.selected(), controller.signal);
+      if (seq !== requestSeq) return;
+      await reader.show(result, blob);
+      answer.reset(picker.labels());
+      explanation.clear();
+      feedback.hide();
+      answer.setStatus(
+        `Read ${result.digits.length} digit(s) with ${result.model} v${result.version} in ${elapsedMs.toFixed(0)} ms.`,
+      );
+      return;
+    }
     const { answer: result, elapsedMs } = await classify(
       blob,
       picker.selected(),
@@ -55,6 +69,7 @@ async function classifyCurrent() {
     answer.reset(picker.labels());
     explanation.clear();
     feedback.hide();
+    reader.reset();
     const text = error.status
       ? `Error ${error.status}: ${error.message}`
       : `Cannot reach the server: ${error.message}`;
@@ -114,6 +129,7 @@ document.getElementById("clear").addEventListener("click", () => {
   upload.hide();
   answer.reset(picker.labels());
   feedback.hide();
+  reader.reset();
   answer.setStatus("Cleared.");
 });
 
@@ -130,3 +146,8 @@ async function start() {
 }
 
 start();
+
+// Switching between one digit and a whole number answers the current image the new way.
+reader.onToggle(() => {
+  if (source) classifyCurrent();
+});

@@ -15,7 +15,7 @@ def test_help_names_every_command(capsys):
         main(["--help"])
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
-    for command in ("grid", "classify", "load", "health", "models"):
+    for command in ("grid", "classify", "read", "load", "health", "models"):
         assert command in out
     load_help = build_parser()._subparsers._group_actions[0].choices["load"].format_help()
     assert "--concurrency" in load_help and "--max-requests" in load_help

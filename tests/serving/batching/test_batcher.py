@@ -375,3 +375,50 @@ def test_inline_gives_way_to_batching_once_requests_wait_and_comes_back_when_the
     compute = "compute-0"
     assert threads == [main] * (INLINE_PROBE - 1) + [compute, compute, compute, main]
     assert sizes == [1] * (INLINE_PROBE - 1) + [1, 3, 1, 1]
+
+
+class CountingRuntime(EchoRuntime):
+    """Echo that records the most batches it ever computed at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lock = threading.Lock()
+        self.now = 0
+        self.most = 0
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        with self.lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            return super().__call__(x)
+        finally:
+            with self.lock:
+                self.now -= 1
+
+
+def test_full_batches_compute_on_every_instance_and_partial_ones_wait():
+    runtime = CountingRuntime()
+    runtime.gate.clear()
+
+    async def main():
+        limits = BatchLimits(2, 0.0, 64)
+        batcher = Batcher(runtime, limits, ComputePool(2), name="toy", instances=2)
+        batcher.start()
+        first = asyncio.create_task(batcher.submit(images(2, 0)))
+        await asyncio.sleep(0.02)
+        full = [asyncio.create_task(batcher.submit(images(2, v))) for v in (1, 2)]
+        partial = asyncio.create_task(batcher.submit(images(1, 3)))
+        await asyncio.sleep(0.05)
+        # Both instances hold a full batch, a third full one waits in the compute queue;
+        # the partial batch keeps growing.
+        assert runtime.now == 2
+        assert batcher.queued_images == 1
+        runtime.gate.set()
+        results = await asyncio.gather(first, *full, partial)
+        await batcher.close()
+        return results
+
+    results = asyncio.run(main())
+    assert [int(r[0, 0]) for r in results] == [0, 1, 2, 3]
+    assert runtime.most == 2

@@ -8,6 +8,7 @@ import pytest
 from serving.api import model_config_pb2, open_inference_pb2
 from tests.helpers.http import http
 from tests.helpers.probes import run_json_script
+from tests.helpers.tiny_models import linear_softmax, publish
 
 ROOT = Path(__file__).resolve().parents[3]
 PROBE = ROOT / "tests/helpers/triton_extensions_probe.py"
@@ -95,6 +96,20 @@ def test_grpc_and_http_give_the_same_config_and_statistics(server, seen):
         status, _, body = http("GET", f"{server.http_url}/v2/models/cnn/{path}")
         assert status == 200
         assert proto3_view(json.loads(body)) == proto3_view(grpc_json), path
+
+
+def test_a_model_json_instance_group_is_what_the_config_shows(repo, make_server):
+    publish(repo, "mlp", 1, linear_softmax(seed=3), instance_group={"count": 3})
+    server = make_server(model_instances=2)
+    configs = {}
+    for model in ("cnn", "mlp"):
+        status, _, body = http("GET", f"{server.http_url}/v2/models/{model}/config")
+        assert status == 200
+        configs[model] = json.loads(body)["instance_group"][0]["count"]
+    assert configs == {"cnn": 2, "mlp": 3}
+    # Every instance is a session of its own, each with its share of the intra-op threads.
+    version = server.app.dataplane.resolve("mlp", "")
+    assert len({id(s.parallel) for s in version.model.instances}) == 3
 
 
 OURS = [

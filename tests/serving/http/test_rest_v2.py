@@ -309,3 +309,21 @@ def test_unknown_paths_and_methods_answer_json_errors(server):
     assert status == 405 and "Method Not Allowed" in error_of(body)
     assert "POST" in headers["allow"]
     assert http("GET", f"{server.http_url}/static/missing.js")[0] == 404
+
+
+def test_a_refused_infer_for_a_known_model_is_counted_under_that_model(server):
+    registry = server.app.metrics.registry
+    # A body that does not parse, and one that parses but has the wrong shape.
+    bodies = (
+        b"{not json",
+        b'{"inputs": [{"name": "images", "datatype": "FP32", "shape": [1, 3]}]}',
+    )
+    for body in bodies:
+        status, _, _ = http("POST", f"{server.http_url}/v2/models/cnn/infer", body)
+        assert status == 400
+    labels = {"model": "cnn", "version": "1", "api": "rest", "method": "ModelInfer", "code": "400"}
+    assert registry.get_sample_value("digits_requests_total", labels) == 2
+    # An unknown model stays unlabelled: names from requests never become series.
+    assert http("POST", f"{server.http_url}/v2/models/nope/infer", bodies[0])[0] == 404
+    unknown = labels | {"model": "", "version": "", "code": "404"}
+    assert registry.get_sample_value("digits_requests_total", unknown) == 1

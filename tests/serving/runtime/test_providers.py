@@ -85,8 +85,18 @@ def test_tampered_onnx_is_refused_before_onnxruntime_sees_it(repo):
 
 def test_worker_processes_split_the_cpu_budget(monkeypatch):
     monkeypatch.setattr("serving.app.cpu_budget", lambda: 8)
-    assert runtime_config(Settings(provider="cpu")).intra_op_threads == 8
-    assert runtime_config(Settings(provider="cpu", workers="2")).intra_op_threads == 4
-    assert runtime_config(Settings(provider="cpu", workers="16")).intra_op_threads == 1
-    explicit = Settings(provider="cpu", workers="2", intra_op_threads=3)
-    assert runtime_config(explicit).intra_op_threads == 3
+
+    def plan(**flags: object) -> tuple[int, int]:
+        config = runtime_config(Settings(provider="cpu", **flags))
+        return config.instances, config.intra_op_threads
+
+    # By default one session per model: all of a worker's share of the CPUs in its threads.
+    assert plan() == (1, 8)
+    assert plan(workers="2") == (1, 4)
+    assert plan(workers="16") == (1, 1)
+    # Instances split a worker's share between them.
+    assert plan(model_instances=8) == (8, 1)
+    assert plan(model_instances=4, workers="2") == (4, 1)
+    assert plan(model_instances=2, workers="2") == (2, 2)
+    assert plan(model_instances=3) == (3, 2)
+    assert plan(workers="2", intra_op_threads=3) == (1, 3)
