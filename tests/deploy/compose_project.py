@@ -7,6 +7,7 @@ Debian base image of deploy/podman/base-image.sh.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -20,6 +21,7 @@ from pathlib import Path
 from tests.deploy.helpers import DEPLOY, ROOT
 
 COMPOSE_FILES = (ROOT / "docker-compose.yml", ROOT / "tests/deploy/compose/compose.test.yml")
+STANDINS_CONTEXT = ROOT / "tests" / "deploy" / "compose"
 CONTAINERS_CONF = DEPLOY / "podman" / "containers.conf"
 BASE_IMAGE_SCRIPT = DEPLOY / "podman" / "base-image.sh"
 PROFILES = ("scale", "train", "dashboards")
@@ -87,6 +89,16 @@ def base_image(env: dict[str, str]) -> str:
     return run([str(BASE_IMAGE_SCRIPT)], env, timeout=900).stdout.strip().splitlines()[-1]
 
 
+def standins_tag(base: str) -> str:
+    """A tag for the stand-ins image from its inputs, so checkouts with different stand-ins
+    on one machine (other worktrees' test runs) never take each other's image."""
+    digest = hashlib.sha256(base.encode())
+    for path in sorted(STANDINS_CONTEXT.iterdir()):
+        if path.is_file():
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class ComposeProject:
     """One compose project (its own name, so nothing else on the machine is touched)."""
@@ -97,20 +109,28 @@ class ComposeProject:
     timings: dict[str, object] = field(default_factory=dict)
 
     def compose(
-        self, *args: str, profiles: Sequence[str] = (), timeout: float = 900, check: bool = True
+        self,
+        *args: str,
+        profiles: Sequence[str] = (),
+        env_file: str = "",
+        timeout: float = 900,
+        check: bool = True,
     ) -> subprocess.CompletedProcess[str]:
-        """``podman-compose -p NAME -f docker-compose.yml -f compose.test.yml ARGS``."""
+        """``podman-compose [--env-file F] -p NAME -f docker-compose.yml -f compose.test.yml
+        ARGS``."""
         argv = [podman_compose() or "podman-compose", "-p", self.name]
+        if env_file:
+            argv += ["--env-file", env_file]
         for path in COMPOSE_FILES:
             argv += ["-f", str(path)]
         for profile in profiles:
             argv += ["--profile", profile]
         return run([*argv, *args], self.env, timeout=timeout, check=check)
 
-    def timed(self, what: str, *args: str, profiles: Sequence[str] = ()) -> str:
+    def timed(self, what: str, *args: str, profiles: Sequence[str] = (), env_file: str = "") -> str:
         """Run a compose command, remember how long it took, return its output."""
         t0 = time.monotonic()
-        result = self.compose(*args, profiles=profiles)
+        result = self.compose(*args, profiles=profiles, env_file=env_file)
         self.timings[what] = round(time.monotonic() - t0, 1)
         return result.stdout + result.stderr
 

@@ -21,6 +21,22 @@ from tests.deploy.helpers import (
 
 COMPOSE = ROOT / "docker-compose.yml"
 SCHEMA = DEPLOY / "schema" / "compose-spec.json"
+SCALE_ENV = DEPLOY / "compose" / "scale.env"
+
+
+def interpolate(value: object, environ: dict[str, str]) -> str:
+    """Compose's ``${NAME}`` and ``${NAME:-default}`` (default when unset or empty)."""
+
+    def one(match: re.Match[str]) -> str:
+        return environ.get(match["name"]) or (match["default"] or "")
+
+    return re.sub(r"\$\{(?P<name>\w+)(?::-(?P<default>[^}]*))?\}", one, str(value))
+
+
+def env_file(path: Path) -> dict[str, str]:
+    """``KEY=VALUE`` lines of a Compose env file (``#`` comments, blank lines)."""
+    lines = [line.strip() for line in path.read_text().splitlines()]
+    return dict(line.split("=", 1) for line in lines if line and not line.startswith("#"))
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +113,7 @@ def test_servers_run_digits_serve_with_valid_settings(services):
         env = service["environment"]
         unknown = set(env) - settings_env_names()
         assert not unknown, f"{name}: not server settings: {unknown}"
-        settings = load_settings([], environ={k: str(v) for k, v in env.items()})
+        settings = load_settings([], environ={k: interpolate(v, {}) for k, v in env.items()})
         assert settings.http_port == settings_defaults().http_port
         assert settings.grpc_port == settings_defaults().grpc_port
         assert settings.metrics_port == settings_defaults().metrics_port
@@ -154,7 +170,7 @@ def test_healthcheck_runs_the_script_baked_into_the_image(services):
 
 def test_profiles(services):
     assert "profiles" not in services["server"] and "profiles" not in services["prometheus"]
-    for name in ("lb", "server-2", "server-3"):
+    for name in ("lb", "server-2", "server-3", "postgres"):
         assert services[name]["profiles"] == ["scale"], name
 
 
@@ -163,7 +179,9 @@ def test_third_party_images_are_pinned(services):
         image = service["image"]
         if "build" in service:
             continue
-        assert re.search(r":v?\d+\.\d+\.\d+(-[a-z]+)?$", image), f"{name}: {image} not pinned"
+        # Postgres numbers its releases MAJOR.MINOR (17.6 is one exact release).
+        release = r"\d+\.\d+" if image.startswith("postgres:") else r"v?\d+\.\d+\.\d+"
+        assert re.search(rf":{release}(-[a-z]+)?$", image), f"{name}: {image} not pinned"
 
 
 def test_nginx_upstreams_are_the_replicas(services):
@@ -249,3 +267,43 @@ def test_grafana_provisioning_points_at_the_mounted_dashboard_and_compose_promet
     assert [d["url"] for d in source["datasources"]] == [
         f"http://prometheus:{port}" for port in published
     ]
+
+
+def test_feedback_store_is_a_volume_file_by_default(services):
+    """Without scale.env every replica writes one SQLite file on the `feedback-state` volume."""
+    runs = " ".join(
+        i.args
+        for i in parse_dockerfile(ROOT / "deploy/docker/Dockerfile.server")
+        if i.keyword == "RUN"
+    )
+    for name, service in server_services(services).items():
+        url = interpolate(service["environment"]["DIGITS_FEEDBACK_DB"], {})
+        assert url == "sqlite:////var/lib/digits-server/feedback.db", name
+        folder = str(Path(url.removeprefix("sqlite:///")).parent)
+        assert f"feedback-state:{folder}" in service["volumes"], name
+    # The mount point exists in the image, owned by the server's user (a new volume copies it).
+    assert re.search(rf"install -d -o 10001 -g 10001 [^&]*{folder}", runs), runs
+
+
+def test_scale_env_points_every_replica_at_the_profile_postgres(services):
+    """`--env-file deploy/compose/scale.env`: the scale profile, and one Postgres for all."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    env = env_file(SCALE_ENV)
+    assert env["COMPOSE_PROFILES"] == "scale"
+    postgres = services["postgres"]
+    pg_env = {k: interpolate(v, env) for k, v in postgres["environment"].items()}
+    for name, service in server_services(services).items():
+        url = interpolate(service["environment"]["DIGITS_FEEDBACK_DB"], env)
+        assert load_settings([], environ={"DIGITS_FEEDBACK_DB": url}).feedback_db == url
+        parts = conninfo_to_dict(url)
+        assert (parts["host"], parts["port"]) == ("postgres", "5432"), name
+        assert parts["user"] == pg_env["POSTGRES_USER"], name
+        assert parts["dbname"] == pg_env["POSTGRES_DB"], name
+        assert parts["password"] == pg_env["POSTGRES_PASSWORD"], name
+    # The scale-only replicas wait for it where the engine honours health conditions.
+    for name in ("server-2", "server-3"):
+        assert services[name]["depends_on"]["postgres"]["condition"] == "service_healthy"
+        assert "models-init" in services[name]["depends_on"], name
+    assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
+    assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]

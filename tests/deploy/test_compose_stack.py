@@ -9,9 +9,12 @@ use; the finaliser always runs ``down -v``. The tests run in file order and shar
 
 from __future__ import annotations
 
+import base64
+import io
 import json
 import os
 import shutil
+import sqlite3
 import threading
 import time
 import urllib.parse
@@ -25,6 +28,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
+from PIL import Image
 from prometheus_client.parser import text_string_to_metric_families
 
 from clients.mnist_images import first_test_images
@@ -37,6 +41,7 @@ from tests.deploy.compose_project import (
     base_image,
     engine_env,
     engine_missing,
+    standins_tag,
 )
 from tests.deploy.helpers import ROOT, dashboard_exprs, dashboard_metric_names, series_names
 from tests.helpers.http import http
@@ -49,7 +54,9 @@ pytestmark = [
 ]
 
 TRAIN = ("train",)
-SCALE = ("scale",)
+# The documented way to start the load-balanced setup: the scale profile and the shared
+# Postgres feedback store from one env file.
+SCALE_ENV = "deploy/compose/scale.env"
 
 
 def shipped_models() -> dict[str, list[int]]:
@@ -95,12 +102,28 @@ def prometheus_up(project: ComposeProject) -> dict[str, str]:
     }
 
 
+def png(image: np.ndarray) -> bytes:
+    """An MNIST image as a PNG file, what the page and clients send."""
+    out = io.BytesIO()
+    Image.fromarray(image.astype(np.uint8)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def post_json(url: str, body: object) -> tuple[int, dict]:
+    """POST a JSON body; the status and the decoded JSON answer."""
+    status, _, raw = http(
+        "POST", url, json.dumps(body).encode(), {"content-type": "application/json"}
+    )
+    return status, json.loads(raw)
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComposeProject]:
     """The default services up, after a trainer run on the fresh volume; always ``down -v``."""
     env = engine_env()
     t0 = time.monotonic()
     env["DIGITS_PYTHON_IMAGE"] = base_image(env)
+    env["DIGITS_STANDINS_TAG"] = standins_tag(env["DIGITS_PYTHON_IMAGE"])
     env["DIGITS_TEST_MNIST_DIR"] = str(mnist_dir(tmp_path_factory.mktemp("mnist")))
     project = ComposeProject(f"digitstest{os.getpid()}", env)
     project.timings["base image"] = round(time.monotonic() - t0, 1)
@@ -179,6 +202,35 @@ def test_page_rest_and_grpc_through_published_ports(stack: ComposeProject):
     stack.podman("healthcheck", "run", stack.container("server"))  # raises unless healthy
 
 
+def test_feedback_by_request_id_survives_a_server_restart(stack: ComposeProject):
+    """Without the scale profile the store is a SQLite file on the `feedback-state` volume."""
+    base = f"http://{stack.address('server', 8000)}"
+    images, labels = first_test_images(1)
+    status, answer = post_json(f"{base}/v1/classify", {"images": [images[0].tolist()]})
+    assert status == 200, answer
+    status, receipt = post_json(
+        f"{base}/v1/feedback",
+        {"request_id": answer["request_id"], "index": 0, "label": str(labels[0])},
+    )
+    assert status == 200, receipt
+    assert stack.env_of("server")["DIGITS_FEEDBACK_DB"] == (
+        "sqlite:////var/lib/digits-server/feedback.db"
+    )
+    t0 = time.monotonic()
+    stack.compose("restart", "server")
+    wait_for("the restarted server's readiness", lambda: server_ready(stack), 60, 0.25)
+    stack.timings["server restart"] = round(time.monotonic() - t0, 1)
+    # The restarted server reads the record back (its stats come from the store) ...
+    status, _, body = http("GET", f"{base}/v1/feedback/stats")
+    assert status == 200, body
+    rated = {(m["model"], m["version"]): m["answers"] for m in json.loads(body)["models"]}
+    assert rated == {(receipt["model"], receipt["version"]): 1}, rated
+    # ... and it is in the file on the named volume, not in the container.
+    with sqlite3.connect(stack.volume_path("feedback-state") / "feedback.db") as db:
+        rows = db.execute("SELECT id, label FROM feedback").fetchall()
+    assert rows == [(receipt["id"], str(labels[0]))], rows
+
+
 def test_prometheus_in_compose_scrapes_the_server(stack: ComposeProject):
     targets = wait_for(
         "Prometheus to scrape the server", lambda: prometheus_up(stack) or None, 60, 0.5
@@ -242,9 +294,11 @@ def test_trainer_publishes_a_version_the_server_hot_loads(stack: ComposeProject)
     assert delay <= 2 * poll_s, f"served {delay:.1f} s after publishing (poll {poll_s} s)"
 
 
-def test_scale_profile_survives_a_replica_killed_under_load(stack: ComposeProject):
-    stack.timed("scale up", "up", "-d", profiles=SCALE)
-    lb_grpc = stack.address("lb", 8000)
+@pytest.fixture(scope="session")
+def scaled(stack: ComposeProject) -> ComposeProject:
+    """The stack with the scale profile on, as docs/deploy.md starts it (SCALE_ENV)."""
+    # `server` is recreated: its feedback store changes from the SQLite volume to Postgres.
+    stack.timed("scale up", "up", "-d", env_file=SCALE_ENV)
     lb_http = stack.address("lb", 8080)
     wait_for("nginx to answer", lambda: http_get(f"http://{lb_http}/v2/health/ready"), 60, 0.25)
 
@@ -254,6 +308,60 @@ def test_scale_profile_survives_a_replica_killed_under_load(stack: ComposeProjec
         return len(up) == 3 and set(up.values()) == {"1"}
 
     wait_for("Prometheus to scrape three replicas", three_up, 60, 0.5)
+    return stack
+
+
+def test_scale_replicas_write_feedback_into_one_postgres(scaled: ComposeProject):
+    """Feedback with the image through nginx, whichever replica answers, lands in one table."""
+    replicas = ("server", "server-2", "server-3")
+    urls = {scaled.env_of(r)["DIGITS_FEEDBACK_DB"] for r in replicas}
+    assert urls == {"postgresql://digits:digits@postgres:5432/digits"}, urls
+    lb = f"http://{scaled.address('lb', 8080)}"
+    images, labels = first_test_images(9)
+    receipts = []
+    for image, label in zip(images, labels, strict=True):
+        status, _, body = http(
+            "POST", f"{lb}/v1/classify", png(image), {"content-type": "image/png"}
+        )
+        assert status == 200, body
+        predicted = json.loads(body)["predictions"][0]["label"]
+        # By image, not request id: the answer is kept only by the replica that gave it.
+        status, receipt = post_json(
+            f"{lb}/v1/feedback",
+            {"image": base64.b64encode(png(image)).decode(), "label": str(label)},
+        )
+        assert status == 200, receipt
+        assert receipt["predicted"] == predicted, (receipt, predicted)
+        receipts.append(receipt["id"])
+    # nginx spread the posts over the replicas (its log names the upstream of each).
+    feedback_lines = [line for line in scaled.logs("lb").splitlines() if "/v1/feedback" in line]
+    upstreams = {line.split('upstream="')[1].split('"')[0] for line in feedback_lines}
+    assert len(upstreams) >= 2, feedback_lines
+    rows = scaled.podman(
+        "exec",
+        scaled.container("postgres"),
+        "psql",
+        "-U",
+        "digits",
+        "-d",
+        "digits",
+        "-Atc",
+        "SELECT id, label FROM feedback ORDER BY id",
+    )
+    stored = [tuple(line.split("|")) for line in rows.split()]
+    assert stored == [(str(i), str(label)) for i, label in zip(receipts, labels, strict=True)], (
+        stored
+    )
+    # Every replica reads the same store: the stats through nginx count all of them each time.
+    for _ in replicas:
+        status, _, body = http("GET", f"{lb}/v1/feedback/stats")
+        assert status == 200, body
+        assert sum(m["answers"] for m in json.loads(body)["models"]) == len(receipts), body
+
+
+def test_scale_profile_survives_a_replica_killed_under_load(scaled: ComposeProject):
+    stack = scaled
+    lb_grpc = stack.address("lb", 8000)
     victim = stack.ip("server-2")
     load = balanced_load(lb_grpc, "cnn")
     try:
