@@ -124,20 +124,11 @@ async def _accuracy(
 
 
 def _serve_and_measure(repository: Path, model: str, sets: dict, numbers: list) -> list[str]:
+    from bench.servers import in_process_settings
     from serving.app import ServerApp
-    from serving.settings import Settings
 
     async def run() -> list[str]:
-        settings = Settings(
-            model_repository=repository,
-            grpc_host="127.0.0.1",
-            grpc_port=0,
-            http_port=-1,
-            metrics_port=-1,
-            repository_poll_seconds=0,
-            grace_seconds=1,
-        )
-        app = ServerApp(settings)
+        app = ServerApp(in_process_settings(repository))
         await app.start()
         try:
             return await _accuracy(f"127.0.0.1:{app.port}", model, sets, numbers)

@@ -43,6 +43,8 @@ CONTENTS_FIELD: dict[str, str] = {
 
 
 MAX_DIM = 2**31 - 1
+# Bytes numpy can address: the product of a shape's dimensions times 8 must stay below it.
+MAX_EXTENT = (2**63 - 1) // 8
 
 
 def numpy_dtype(datatype: str, what: str) -> np.dtype:
@@ -58,6 +60,9 @@ def numpy_dtype(datatype: str, what: str) -> np.dtype:
 def element_count(shape: Sequence[int], what: str) -> int:
     """Number of elements of a concrete shape; negative dims are refused."""
     count = 1
+    # numpy refuses a shape whose non-zero dimensions multiply past its index range even when
+    # another dimension is 0 (the array would be empty): track that product separately.
+    extent = 1
     for dim in shape:
         if dim < 0:
             raise InvalidInput(f"{what}: shape {list(shape)} has a negative dimension")
@@ -65,6 +70,9 @@ def element_count(shape: Sequence[int], what: str) -> int:
         if dim > MAX_DIM:
             raise InvalidInput(f"{what}: shape {list(shape)} has a dimension above {MAX_DIM}")
         count *= dim
+        extent *= max(dim, 1)
+    if extent > MAX_EXTENT:
+        raise InvalidInput(f"{what}: shape {list(shape)} is too large to describe")
     return count
 
 

@@ -53,6 +53,14 @@ def test_dimensions_are_bounded():
         element_count([0, MAX_DIM + 1], "x")
 
 
+def test_an_empty_shape_numpy_cannot_describe_is_invalid_input():
+    # Found by fuzzing: a zero hides the product from the count, but numpy still refuses it.
+    for shape in ([0, 3, 10**6, 10**6, 10**6], [10**6, 10**6, 36, 10**6, 0]):
+        with pytest.raises(InvalidInput, match="too large"):
+            from_raw(b"", "FP32", shape, "x")
+    assert from_raw(b"", "FP32", [0, 28, 28], "x").shape == (0, 28, 28)
+
+
 def test_unknown_datatype_lists_the_known_ones():
     with pytest.raises(InvalidInput, match=r"unsupported datatype 'BYTES'.*FP32"):
         from_raw(b"", "BYTES", [0], "x")

@@ -19,30 +19,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
+from selenium.webdriver.common.action_chains import ActionChains
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
-from tests.helpers.server_thread import ServerThread, loopback_settings
-
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/bin/chromium").is_file() or not Path("/usr/bin/chromedriver").is_file(),
-    reason="Debian chromium + chromium-driver not installed (scripts/setup.sh --system)",
-)
-
-# Imported after the skip marker is defined: selenium is a [dev] dependency, always there
-# when chromium is.
-from selenium.webdriver.common.action_chains import ActionChains  # noqa: E402
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.common.keys import Keys  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.remote.webelement import WebElement  # noqa: E402
-from selenium.webdriver.support.ui import Select, WebDriverWait  # noqa: E402
-
-from tests.helpers.browser import (  # noqa: E402
+from tests.helpers.browser import (
+    chromium_missing,
     console_errors,
     draw,
     foreign_requests,
     requested_urls,
     start_chromium,
 )
+from tests.helpers.server_thread import ServerThread, loopback_settings
+
+pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
 
 # The server's default model: what the page shows first.
 DEFAULT = "robust"

@@ -13,25 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webdriver import WebDriver
+from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.helpers.server_thread import ServerThread, loopback_settings
-
-pytestmark = pytest.mark.skipif(
-    not Path("/usr/bin/chromium").is_file() or not Path("/usr/bin/chromedriver").is_file(),
-    reason="Debian chromium + chromium-driver not installed (scripts/setup.sh --system)",
-)
-
-from selenium.webdriver.common.by import By  # noqa: E402
-from selenium.webdriver.remote.webdriver import WebDriver  # noqa: E402
-from selenium.webdriver.support.ui import WebDriverWait  # noqa: E402
-
-from tests.helpers.browser import (  # noqa: E402
+from tests.helpers.browser import (
+    chromium_missing,
     console_errors,
     draw,
     foreign_requests,
     requested_urls,
     start_chromium,
 )
+from tests.helpers.server_thread import ServerThread, loopback_settings
+
+pytestmark = pytest.mark.skipif(chromium_missing() is not None, reason=str(chromium_missing()))
 
 ROOT = Path(__file__).resolve().parents[3]
 REPOSITORY = ROOT / "model_repository"
