@@ -392,7 +392,7 @@ class DataPlane:
         keep_prepared: bool = False,
     ) -> ReadResult:
         """Read every digit of one PNG/JPEG (a number), all digits in one batch."""
-        target = self.resolve(name, version)
+        target = self.resolve_for_inference(name, version)
         check_reads_digits(target.name, target.manifest.labels)
         with target.stats.request():
             reading = await self._decoder.read(data)

@@ -46,6 +46,13 @@ class Receipt:
     verdict: str
 
 
+def require(service: FeedbackService | None) -> FeedbackService:
+    """The service, or StoreUnavailable (503 / UNAVAILABLE) when this server has none."""
+    if service is None:
+        raise StoreUnavailable("feedback is not enabled on this server")
+    return service
+
+
 def answer_key(request_id: str, index: int) -> str:
     """The store's key of one answered image: feedback on it again replaces the record."""
     return f"{request_id}#{index}"
@@ -149,6 +156,24 @@ class FeedbackService:
             raise StoreUnavailable(f"feedback store closed ({exc})") from None
 
     # ------------------------------------------------------------------ the API
+
+    async def submit(
+        self,
+        request_id: str,
+        index: int,
+        label: str | None,
+        correct: bool,
+        image: bytes = b"",
+        model: str = "",
+        version: str = "",
+    ) -> Receipt:
+        """One feedback as either transport receives it: on an answer by ``request_id``, or
+        with the ``image`` itself (never both)."""
+        if image:
+            if request_id:
+                raise InvalidInput('send either "request_id" or "image", not both')
+            return await self.on_image(model, version, image, label or "")
+        return await self.on_answer(request_id, index, label, correct)
 
     async def on_answer(
         self, request_id: str, index: int, label: str | None, correct: bool

@@ -3,26 +3,22 @@
 from __future__ import annotations
 
 from serving.api import digits_pb2 as pb
-from serving.errors import InvalidInput, StoreUnavailable
-from serving.feedback.service import FeedbackService, Receipt
+from serving.feedback.service import FeedbackService, Receipt, require
 
 
 async def feedback(
     service: FeedbackService | None, request: pb.FeedbackRequest
 ) -> pb.FeedbackResponse:
     """Feedback by request id, or with the image itself when ``image`` is set."""
-    if service is None:
-        raise StoreUnavailable("feedback is not enabled on this server")
-    if request.image:
-        if request.request_id:
-            raise InvalidInput("send either request_id or image, not both")
-        receipt = await service.on_image(
-            request.model, request.version, request.image, request.label
-        )
-    else:
-        receipt = await service.on_answer(
-            request.request_id, request.index, request.label or None, request.correct
-        )
+    receipt = await require(service).submit(
+        request.request_id,
+        request.index,
+        request.label or None,
+        request.correct,
+        request.image,
+        request.model,
+        request.version,
+    )
     return receipt_to_pb(receipt)
 
 

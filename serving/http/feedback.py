@@ -8,16 +8,9 @@ from typing import Any
 
 import orjson
 
-from serving.errors import InvalidInput, StoreUnavailable
+from serving.errors import InvalidInput
 from serving.feedback.records import FeedbackStats
 from serving.feedback.service import FeedbackService, Receipt
-
-
-def require(service: FeedbackService | None) -> FeedbackService:
-    """The service, or 503 when this server has none."""
-    if service is None:
-        raise StoreUnavailable("feedback is not enabled on this server")
-    return service
 
 
 def feedback_fields_from_json(body: bytes) -> dict[str, Any]:
@@ -49,22 +42,23 @@ async def apply_feedback(service: FeedbackService, data: dict[str, Any]) -> Rece
     correct = data.get("correct", False)
     if not isinstance(correct, bool):
         raise InvalidInput('"correct" must be true or false')
-    image = data.get("image")
     request_id = data.get("request_id") or ""
     if not isinstance(request_id, str):
         raise InvalidInput('"request_id" must be a string')
-    if image:
-        if request_id:
-            raise InvalidInput('send either "request_id" or "image", not both')
-        return await service.on_image(
-            str(data.get("model") or ""), str(data.get("version") or ""), image, label or ""
-        )
     index = data.get("index", 0)
     if isinstance(index, str) and index.isdigit():
         index = int(index)
     if not isinstance(index, int) or isinstance(index, bool):
         raise InvalidInput('"index" must be a whole number (the image\'s place in the request)')
-    return await service.on_answer(request_id, index, label, correct)
+    return await service.submit(
+        request_id,
+        index,
+        label,
+        correct,
+        data.get("image") or b"",
+        str(data.get("model") or ""),
+        str(data.get("version") or ""),
+    )
 
 
 def receipt_json(receipt: Receipt) -> dict[str, Any]:

@@ -6,11 +6,13 @@ under ``/v2``; the typed endpoints for people under ``/v1``; the page, OpenAPI a
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import orjson
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
@@ -19,13 +21,12 @@ from starlette.staticfiles import StaticFiles
 
 from serving.dataplane import DataPlane
 from serving.errors import InvalidInput
-from serving.feedback.service import FeedbackService
+from serving.feedback.service import FeedbackService, require
 from serving.http.feedback import (
     apply_feedback,
     feedback_fields_from_json,
     feedback_stats_json,
     receipt_json,
-    require,
 )
 from serving.http.handlers import Handlers
 from serving.http.read_converters import read_json
@@ -53,6 +54,11 @@ MAX_FORM_FILES = 1024
 
 def _json(data: Any, status: int = 200) -> Response:
     return Response(orjson.dumps(data), status_code=status, media_type="application/json")
+
+
+def _content_type(request: Request) -> str:
+    """The media type of the request body, without parameters, lower case."""
+    return request.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
 def _flag(request: Request, name: str) -> bool:
@@ -153,7 +159,7 @@ class Endpoints:
         version = request.query_params.get("version", "")
         debug = _flag(request, "debug")
         explain = _flag(request, "explain")
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = _content_type(request)
         answer_id = current_request_id()  # feedback names the answer by it
         if kind == "application/json":
             pixels = pixels_from_json(await self._handlers.body(request))
@@ -169,36 +175,29 @@ class Endpoints:
         return _json(classify_json(result, current_request_id(), debug))
 
     async def read(self, request: Request) -> Response:
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = _content_type(request)
         files = await self._files(request, kind)
         if len(files) != 1:
             raise InvalidInput(f"send one image to read, got {len(files)}")
+        debug = _flag(request, "debug")
         result = await self._core.read(
             request.query_params.get("model", ""),
             request.query_params.get("version", ""),
             files[0],
-            keep_prepared=_flag(request, "debug"),
+            keep_prepared=debug,
         )
         note_model(result.model, result.version)
-        return _json(read_json(result, current_request_id(), _flag(request, "debug")))
+        return _json(read_json(result, current_request_id(), debug))
 
     async def _files(self, request: Request, kind: str) -> list[bytes]:
         if kind in IMAGE_TYPES:
             return [await self._handlers.body(request)]
         if kind == "multipart/form-data":
-            # The body limit applies while the form streams in; file parts spool to disk
-            # past 1 MB inside python-multipart, so memory stays bounded too.
-            limit = self._handlers.limits.max_body_bytes
-            try:
-                async with self._handlers.limited(request).form(
-                    max_files=MAX_FORM_FILES, max_fields=MAX_FORM_FILES, max_part_size=limit
-                ) as form:
-                    uploads = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
-                    if not uploads:
-                        raise InvalidInput("multipart body has no 'image' file field")
-                    return [await f.read() for f in uploads]
-            except HTTPException as exc:  # Starlette's word for a malformed multipart body
-                raise InvalidInput(f"multipart body: {exc.detail}") from None
+            async with self._form(request, MAX_FORM_FILES, MAX_FORM_FILES) as form:
+                uploads = [f for f in form.getlist("image") if isinstance(f, UploadFile)]
+                if not uploads:
+                    raise InvalidInput("multipart body has no 'image' file field")
+                return [await f.read() for f in uploads]
         raise InvalidInput(
             f"unsupported Content-Type {kind or '(none)'!r}: send image/png, image/jpeg, "
             "multipart/form-data with 'image' fields, or application/json pixels"
@@ -206,7 +205,7 @@ class Endpoints:
 
     async def feedback(self, request: Request) -> Response:
         service = require(self._feedback)
-        kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        kind = _content_type(request)
         if kind == "multipart/form-data":
             data = await self._feedback_form(request)
         elif kind == "application/json":
@@ -221,20 +220,30 @@ class Endpoints:
         return _json(receipt_json(receipt))
 
     async def _feedback_form(self, request: Request) -> dict[str, Any]:
-        limit = self._handlers.limits.max_body_bytes
+        async with self._form(request, max_files=1, max_fields=16) as form:
+            data: dict[str, Any] = {
+                k: v for k, v in form.items() if isinstance(v, str) and k != "image"
+            }
+            image = form.get("image")
+            if isinstance(image, UploadFile):
+                data["image"] = await image.read()
+            if "correct" in data:
+                data["correct"] = data["correct"].lower() in ("1", "true", "yes", "on")
+            return data
+
+    @asynccontextmanager
+    async def _form(
+        self, request: Request, max_files: int, max_fields: int
+    ) -> AsyncIterator[FormData]:
+        """The multipart form, read within the body limit while it streams in (file parts
+        spool to disk past 1 MB inside python-multipart, so memory stays bounded too)."""
         try:
             async with self._handlers.limited(request).form(
-                max_files=1, max_fields=16, max_part_size=limit
+                max_files=max_files,
+                max_fields=max_fields,
+                max_part_size=self._handlers.limits.max_body_bytes,
             ) as form:
-                data: dict[str, Any] = {
-                    k: v for k, v in form.items() if isinstance(v, str) and k != "image"
-                }
-                image = form.get("image")
-                if isinstance(image, UploadFile):
-                    data["image"] = await image.read()
-                if "correct" in data:
-                    data["correct"] = data["correct"].lower() in ("1", "true", "yes", "on")
-                return data
+                yield form
         except HTTPException as exc:  # Starlette's word for a malformed multipart body
             raise InvalidInput(f"multipart body: {exc.detail}") from None
 

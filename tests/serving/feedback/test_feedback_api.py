@@ -116,6 +116,7 @@ def test_rest_feedback_by_request_id(server: ServerThread) -> None:
         ({"request_id": "RID", "label": True}, 400, '"label" must be'),
         ({"request_id": "RID", "correct": "yes"}, 400, '"correct" must be'),
         ({"request_id": "RID", "image": "!!", "label": "1"}, 400, "not valid base64"),
+        ({"request_id": "RID", "image": "iVBORw0KGgo=", "label": "1"}, 400, "not both"),
     ],
 )
 def test_rest_feedback_refusals(
@@ -233,6 +234,10 @@ def test_grpc_feedback(server: ServerThread) -> None:
                 grpc.StatusCode.INVALID_ARGUMENT,
             ),
             (pb.FeedbackRequest(image=b"not a png", label="1"), grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                pb.FeedbackRequest(request_id="mine-1", image=b"\x89PNG", label="1"),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
         ]
         for request, code in cases:
             with pytest.raises(grpc.RpcError) as failure:
