@@ -12,8 +12,9 @@ import asyncio
 import ctypes
 import ctypes.util
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -49,8 +50,7 @@ class DecodePool:
     async def prepare(self, files: Sequence[bytes]) -> np.ndarray:
         """Every file as an MNIST-style float32 image: [N,28,28]; InvalidInput names the bad one."""
         loop = asyncio.get_running_loop()
-        self._busy += 1
-        try:
+        with self._in_use():
             images = await asyncio.gather(
                 *(
                     loop.run_in_executor(
@@ -59,18 +59,20 @@ class DecodePool:
                     for index, data in enumerate(files)
                 )
             )
-        finally:
-            self._busy -= 1
-            if self._busy == 0:
-                self._trim(0)
         return np.stack(images)
 
     async def read(self, data: bytes) -> Reading:
         """Every digit of one image, prepared the MNIST way, with its box and text line."""
         loop = asyncio.get_running_loop()
+        with self._in_use():
+            return await loop.run_in_executor(self._pool, read, data, "image", self.max_pixels)
+
+    @contextmanager
+    def _in_use(self) -> Iterator[None]:
+        """Count a decode in flight; the last one to finish hands freed memory back."""
         self._busy += 1
         try:
-            return await loop.run_in_executor(self._pool, read, data, "image", self.max_pixels)
+            yield
         finally:
             self._busy -= 1
             if self._busy == 0:
