@@ -1,0 +1,106 @@
+"""Hard digits sent to a running server's typed API, with or without the feedback a person
+would give: the traffic of the learning loop (training.finetune.loop) and of
+``python -m training.finetune.condition``.
+
+The photos are ``digits-eval photos`` single-digit photos of one condition, rendered in
+memory from the same seeded MNIST *test* digits as the photo set: item ``i`` of a condition
+is the same picture whether it was written to disk or made here, so ``start``/``count``
+choose disjoint, reproducible sets (the loop's first set and its fresh set).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluation.client import ApiError, HttpApi
+
+__all__ = ["LabelledPhoto", "Tally", "condition_photos", "photos_from_set", "send"]
+
+
+@dataclass(frozen=True)
+class LabelledPhoto:
+    """One JPEG and the digit it shows."""
+
+    jpeg: bytes
+    label: int
+
+
+@dataclass
+class Tally:
+    """What the server answered for a set of photos."""
+
+    sent: int = 0
+    right: int = 0
+    corrected: int = 0  # feedback records stored as corrections (0 when no feedback was sent)
+    versions: Counter[str] = field(default_factory=Counter)  # answering version -> answers
+
+    @property
+    def accuracy(self) -> float:
+        """Share of photos read right (0 before any was sent)."""
+        return self.right / self.sent if self.sent else 0.0
+
+    def line(self) -> str:
+        """``right/sent read right (acc%), answered by version v`` for the loop's output."""
+        by = ", ".join(f"v{v}: {n}" for v, n in sorted(self.versions.items()))
+        return f"{self.right}/{self.sent} read right ({100 * self.accuracy:.1f}%), answered by {by}"
+
+
+def condition_photos(
+    condition: str, start: int, count: int, seed: int, data: Path | None = None
+) -> list[LabelledPhoto]:
+    """Items ``start .. start+count-1`` of ``condition`` as the photo set renders them."""
+    from evaluation.conditions import CONDITIONS
+    from evaluation.dataset import digit_order, load_test_digits
+    from evaluation.photos import single_photo
+
+    if condition not in CONDITIONS:
+        raise ValueError(f"unknown condition {condition!r}; known: {', '.join(CONDITIONS)}")
+    digits = load_test_digits(data)
+    order = digit_order(seed, len(digits.labels))
+    if start + count > len(order):
+        raise ValueError(f"at most {len(order)} photos per condition (asked for {start + count})")
+    photos = []
+    for index in range(start, start + count):
+        glyph = digits.glyph(int(order[index]))
+        photo = single_photo(condition, index, glyph, seed).photo
+        photos.append(LabelledPhoto(photo.jpeg, glyph.label))
+    return photos
+
+
+def photos_from_set(directory: Path) -> list[LabelledPhoto]:
+    """The single-digit photos of a set written by ``digits-eval photos``."""
+    from evaluation.dataset import read_labels
+
+    return [
+        LabelledPhoto((directory / item["file"]).read_bytes(), int(item["label"]))
+        for item in read_labels(directory)["singles"]
+    ]
+
+
+def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bool) -> Tally:
+    """Classify every photo through ``/v1/classify``; with ``feedback``, tell ``/v1/feedback``
+    its true digit afterwards (a confirmation or a correction, as a person at the page would).
+
+    Raises ApiError on any answer that is not HTTP 200: the loop has nothing to measure then.
+    """
+    tally = Tally()
+    for photo in photos:
+        answer = api.classify(photo.jpeg, model)
+        if answer.status != 200:
+            raise ApiError(f"/v1/classify: HTTP {answer.status}: {answer.error}")
+        predicted = answer.body["predictions"][0]["label"]
+        tally.sent += 1
+        tally.right += predicted == str(photo.label)
+        tally.versions[str(answer.body["version"])] += 1
+        if not feedback:
+            continue
+        body = {"request_id": answer.body["request_id"], "index": 0, "label": str(photo.label)}
+        reply = api.request("POST", "/v1/feedback", json.dumps(body).encode(), "application/json")
+        if reply.status != 200:
+            raise ApiError(f"/v1/feedback: HTTP {reply.status}: {reply.error}")
+        tally.corrected += reply.body["verdict"] == "corrected"
+    return tally
