@@ -73,6 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stats = type(stats)(
                     tuple(v for v in stats.versions if v.model == args.model),
                     {k: n for k, n in stats.confusion.items() if k[0] == args.model},
+                    tuple(s for s in stats.shadow if s.model == args.model),
                 )
             print(f"feedback in {describe(args.db)}")
             print(stats_text(stats), end="")

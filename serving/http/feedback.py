@@ -91,4 +91,16 @@ def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
             {"model": m, "version": ver, "predicted": p, "label": label, "count": n}
             for (m, ver, p, label), n in sorted(stats.confusion.items())
         ],
+        "shadow": [
+            {
+                "model": s.model,
+                "version": s.version,
+                "candidate": s.candidate,
+                "answers": s.rated,
+                "served_accuracy": s.served_accuracy,
+                "candidate_accuracy": s.candidate_accuracy,
+                "agreed": s.agreed,
+            }
+            for s in stats.shadow
+        ],
     }

@@ -17,12 +17,15 @@ from pathlib import Path
 
 from serving.batching.batcher import Batcher, BatchLimits, FanOut
 from serving.batching.compute import ComputePool
-from serving.errors import ModelLoadError, ModelNotFound
+from serving.errors import Conflict, ModelLoadError, ModelNotFound
 from serving.metrics import Metrics
 from serving.model_format import ModelManifest
-from serving.registry import LoadedVersion, ModelRegistry, ModelState
+from serving.registry import LoadedVersion, ModelRegistry, ModelState, Selection
 from serving.repository.layout import VersionDir, scan
+from serving.repository.policy import PolicyError, ServingPolicy, read_policy, write_policy
 from serving.runtime.onnx import OnnxModel, RuntimeConfig
+from serving.shadow.rollout import check_applied, plan
+from serving.shadow.runner import Shadowing, compatible
 from serving.statistics import VersionStats
 
 log = logging.getLogger(__name__)
@@ -44,6 +47,8 @@ class RepositoryManager:
         load_executor: Executor,
         max_versions: int = 2,
         on_change: StateListener | None = None,
+        shadowing: Shadowing | None = None,
+        shadow_overrides: dict[str, str] | None = None,
     ) -> None:
         self.root = root
         self.registry = registry
@@ -56,6 +61,15 @@ class RepositoryManager:
         self._on_change = on_change or (lambda: None)
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()
+        self.shadowing = shadowing
+        # --shadow MODEL:VERSION: in memory only, over the file's shadow until a repository
+        # call changes that model's policy or the file's shadow changes (value: the
+        # override, and the file's shadow when it was first applied).
+        self._overrides: dict[str, tuple[str, str | None | bool]] = {
+            name: (version, False) for name, version in (shadow_overrides or {}).items()
+        }
+        # The last serving.json read well, per model: a malformed one changes nothing.
+        self._policies: dict[str, ServingPolicy] = {}
 
     async def sync(self, only: str | None = None, force: bool = False) -> None:
         """Bring loaded versions in line with disk (all models, or just ``only``).
@@ -63,33 +77,41 @@ class RepositoryManager:
         ``force`` also reloads a model that was explicitly unloaded.
         """
         async with self._lock:
-            on_disk = await asyncio.to_thread(scan, self.root)
-            if only is not None and only not in on_disk:
-                raise ModelNotFound(f"model {only!r} is not in the repository {self.root}")
-            names = [only] if only is not None else sorted(on_disk)
-            for name in names:
-                state = self.registry.state(name)
-                if state.unloaded and not force:
-                    continue
-                state.unloaded = False
-                await self._sync_model(state, on_disk[name])
-            for name, state in self.registry.models.items():
-                if only is None and name not in on_disk and state.versions:
-                    # The whole model directory vanished: keep serving what is
-                    # loaded (nothing is lost), but say so.
-                    state.last_error = f"{self.root / name} is gone from disk; serving loaded copy"
+            await self._sync_locked(only, force)
+
+    async def _sync_locked(self, only: str | None = None, force: bool = False) -> None:
+        on_disk = await asyncio.to_thread(scan, self.root)
+        if only is not None and only not in on_disk:
+            raise ModelNotFound(f"model {only!r} is not in the repository {self.root}")
+        names = [only] if only is not None else sorted(on_disk)
+        for name in names:
+            state = self.registry.state(name)
+            if state.unloaded and not force:
+                continue
+            state.unloaded = False
+            await self._sync_model(state, on_disk[name])
+        for name, state in self.registry.models.items():
+            if only is None and name not in on_disk and state.versions:
+                # The whole model directory vanished: keep serving what is
+                # loaded (nothing is lost), but say so.
+                state.last_error = f"{self.root / name} is gone from disk; serving loaded copy"
 
     async def _sync_model(self, state: ModelState, disk: list[VersionDir]) -> None:
+        policy = await self._read_policy(state)
+        pinned = policy.pinned()
         loaded = {v.version: v for v in state.versions}
         wanted: list[LoadedVersion] = []
+        newest = 0  # good versions among the newest max_versions; pinned ones come on top
         for source in reversed(disk):  # newest first
-            if len(wanted) >= self.max_versions:
-                break
+            if newest >= self.max_versions and source.version not in pinned:
+                continue
+            newest += 1
             current = loaded.get(source.version)
             if current is not None and current.source.stamp == source.stamp:
                 wanted.append(current)
                 continue
             if state.failed.get(source.version) == source.stamp:
+                newest -= 1
                 continue
             if current is None and not state.versions:
                 state.loading = True
@@ -103,6 +125,8 @@ class RepositoryManager:
                 log.error("refused %s version %s: %s", source.model, source.version, exc)
                 if current is not None:
                     wanted.append(current)  # its files changed badly; keep the good copy
+                else:
+                    newest -= 1
                 continue
             finally:
                 state.loading = False
@@ -114,11 +138,15 @@ class RepositoryManager:
             # is loaded rather than go dark.
             self._on_change()
             return
-        self._swap(state, tuple(wanted[: self.max_versions]))
+        self._swap(state, tuple(wanted), policy)
 
-    def _swap(self, state: ModelState, new: tuple[LoadedVersion, ...]) -> None:
+    def _swap(
+        self, state: ModelState, new: tuple[LoadedVersion, ...], policy: ServingPolicy
+    ) -> None:
         old = state.versions
         state.versions = new
+        # Same event-loop step as the versions: no request sees one without the other.
+        self._select(state, policy)
         for gone in old:
             if gone not in new:
                 self._retire(gone)
@@ -132,6 +160,118 @@ class RepositoryManager:
                 new[0].model.provider,
             )
         self._on_change()
+
+    async def _read_policy(self, state: ModelState) -> ServingPolicy:
+        """serving.json with the --shadow override; the last good one when it is malformed."""
+        name = state.name
+        try:
+            policy = await asyncio.to_thread(read_policy, self.root / name)
+        except PolicyError as exc:
+            policy = self._policies.get(name, ServingPolicy())
+            note = f"serving.json ignored, kept the last good policy: {exc}"
+            if state.policy_note != note:
+                log.error("%s: %s", name, note)
+            state.policy_note = note
+        else:
+            self._policies[name] = policy
+            state.policy_note = ""
+        override = self._overrides.get(name)
+        if override is not None:
+            version, seen = override
+            if seen is False:  # first read: remember the file's shadow it overrides
+                self._overrides[name] = (version, policy.shadow)
+            elif seen != policy.shadow:  # the file's shadow changed: it rules again
+                del self._overrides[name]
+                return policy
+            policy = ServingPolicy(policy.served, version, policy.previous)
+        return policy
+
+    def _select(self, state: ModelState, policy: ServingPolicy) -> None:
+        """Apply ``policy`` to the loaded versions; what cannot apply is said in the note."""
+        loaded = {v.version: v for v in state.versions}
+        notes = [state.policy_note] if state.policy_note.startswith("serving.json") else []
+        served = None
+        if policy.served is not None:
+            served = loaded.get(policy.served)
+            if served is None:
+                notes.append(
+                    f"served version {policy.served} is {self._absence(state, policy.served)}; "
+                    "the newest good version answers"
+                )
+        answering = served or (state.versions[0] if state.versions else None)
+        shadow = None
+        if policy.shadow is not None and answering is not None:
+            shadow = loaded.get(policy.shadow)
+            why = "" if shadow is not None else self._absence(state, policy.shadow)
+            if shadow is answering:
+                why = "the version that answers"
+            elif shadow is not None:
+                why = compatible(answering, shadow)
+            if why:
+                notes.append(f"shadow version {policy.shadow} is {why}; no shadow runs")
+                shadow = None
+        state.selection = Selection(served, shadow, policy.previous)
+        note = "; ".join(notes)
+        if note and note != state.policy_note:
+            log.warning("%s: %s", state.name, note)
+        state.policy_note = note
+        if self.shadowing is not None:
+            self.shadowing.attach(state)
+
+    @staticmethod
+    def _absence(state: ModelState, version: str) -> str:
+        if version in state.failed:
+            return f"not loaded (failed its checks: {state.last_error})"
+        return "not loaded (not in the repository)"
+
+    def forget_override(self, name: str) -> None:
+        """A repository call changed ``name``'s policy: --shadow no longer applies to it."""
+        self._overrides.pop(name, None)
+
+    async def change_policy(self, name: str, action: str, version: str = "") -> ServingPolicy:
+        """Apply a shadow / unshadow / promote / rollback (serving/shadow/rollout.py) here:
+        write serving.json, load what it names, and put the old file back if that failed."""
+        async with self._lock:
+            on_disk = await asyncio.to_thread(scan, self.root)
+            state = self.registry.models.get(name)
+            if name not in on_disk or state is None:
+                raise ModelNotFound(f"model {name!r} is not in the repository {self.root}")
+            if state.unloaded:
+                raise Conflict(f"model {name!r} is unloaded; load it first")
+            model_dir = self.root / name
+            try:
+                before: ServingPolicy | None = await asyncio.to_thread(read_policy, model_dir)
+            except PolicyError:
+                before = None  # malformed: a change replaces it
+            current = await self._read_policy(state)
+            answering = state.answering
+            wanted = plan(
+                action,
+                name,
+                current,
+                answering.version if answering is not None else None,
+                {v.version for v in on_disk[name]},
+                version,
+            )
+            await asyncio.to_thread(write_policy, model_dir, wanted)
+            self.forget_override(name)
+            await self._sync_locked(only=name)
+            selection = state.selection
+            try:
+                check_applied(
+                    action,
+                    name,
+                    wanted,
+                    selection.served.version if selection.served is not None else None,
+                    selection.shadow.version if selection.shadow is not None else None,
+                    state.policy_note,
+                )
+            except Conflict:
+                await asyncio.to_thread(write_policy, model_dir, before or ServingPolicy())
+                await self._sync_locked(only=name)
+                raise
+            log.info("%s: %s %s -> serving.json %s", name, action, version, wanted.to_json())
+            return wanted
 
     def _retire(self, version: LoadedVersion) -> None:
         log.info("unloading %s version %s", version.name, version.version)
@@ -179,6 +319,7 @@ class RepositoryManager:
                 raise ModelNotFound(f"model {name!r} is not loaded")
             state.unloaded = True
             old, state.versions = state.versions, ()
+            state.selection = Selection()
             for version in old:
                 self._retire(version)
             self._on_change()
@@ -191,9 +332,11 @@ class RepositoryManager:
             state = self.registry.models.get(name) or ModelState(name)
             loaded = set(state.version_names())
             versions = {v.version for v in on_disk.get(name, [])} | loaded
+            roles = self._roles(state)
+            note = f" ({state.policy_note})" if state.policy_note else ""
             for version in sorted(versions, key=int):
                 if version in loaded:
-                    rows.append((name, version, "READY", ""))
+                    rows.append((name, version, "READY", roles.get(version, "") + note))
                 elif state.loading:
                     rows.append((name, version, "LOADING", ""))
                 elif version in state.failed:
@@ -210,6 +353,21 @@ class RepositoryManager:
                         )
                     )
         return rows
+
+    @staticmethod
+    def _roles(state: ModelState) -> dict[str, str]:
+        """version -> what serving.json makes of it (index reasons of READY versions)."""
+        roles: dict[str, str] = {}
+        selection = state.selection
+        if selection.previous is not None:
+            roles[selection.previous] = "previous (rollback target)"
+        if selection.shadow is not None:
+            roles[selection.shadow.version] = "shadow (computes beside the served version)"
+        answering = state.answering
+        if answering is not None:
+            pinned = " (pinned)" if selection.served is not None else " (newest)"
+            roles[answering.version] = "served" + pinned
+        return roles
 
     async def poll_forever(self, interval: float) -> None:
         """Re-scan every ``interval`` seconds until cancelled; errors never stop it."""
