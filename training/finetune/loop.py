@@ -30,7 +30,18 @@ from typing import Any
 
 from evaluation.client import ApiError, HttpApi
 from evaluation.dataset import DEFAULT_SEED
-from training.finetune.traffic import Tally, condition_photos, send
+from serving.feedback.cli import main as feedback_cli
+from serving.feedback.records import ShadowStats
+from training.finetune.traffic import LabelledPhoto, Tally, condition_photos, send
+from training.finetune.watch import (
+    PREVIOUS,
+    SERVED,
+    SHADOW,
+    roles,
+    set_shadow,
+    shadow_counts,
+    wait_for_role,
+)
 
 __all__ = ["DEFAULT_CONDITION", "LoopOptions", "LoopResult", "main", "run_loop"]
 
@@ -99,8 +110,17 @@ def _tally_json(tally: Tally) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Server:
+    """The loop's child server: its typed API and where its HTTP and metrics listen."""
+
+    api: HttpApi
+    url: str
+    metrics_url: str
+
+
 @contextmanager
-def _server(repository: Path, feedback_url: str, poll_seconds: float) -> Iterator[HttpApi]:
+def _server(repository: Path, feedback_url: str, poll_seconds: float) -> Iterator[_Server]:
     """A child server on loopback port 0 serving ``repository`` with ``feedback_url``."""
     from clients.server_process import running_server, serve_argv
 
@@ -110,11 +130,18 @@ def _server(repository: Path, feedback_url: str, poll_seconds: float) -> Iterato
         feedback_url,
         "--repository-poll-seconds",
         f"{poll_seconds:g}",
+        # Shadow, promote and rollback are repository-API calls, off by default without auth.
+        "--model-control",
+        "on",
+        # Every batch computed by the candidate too: the loop compares them, cost is no issue.
+        "--shadow-fraction",
+        "1",
         "--log-level",
         "warning",
     )
     with running_server(argv, name="loop server") as server:
-        yield HttpApi(f"http://127.0.0.1:{server.ports.http}")
+        url = f"http://127.0.0.1:{server.ports.http}"
+        yield _Server(HttpApi(url), url, f"http://127.0.0.1:{server.ports.metrics}")
 
 
 def _served_version(api: HttpApi, model: str) -> str:
@@ -165,49 +192,186 @@ def run_loop(options: LoopOptions, result: LoopResult) -> None:
         raise LoopStopped(f"{repository} exists: give --work a new folder", 2)
     shutil.copytree(options.repository, repository, ignore=shutil.ignore_patterns(".*"))
     feedback_url = options.feedback_url or f"sqlite:///{(options.work / 'feedback.db').resolve()}"
-
+    # Two disjoint sets of the same condition: the one corrected, and a fresh one.
     first = condition_photos(options.condition, 0, options.count, options.photo_seed, options.data)
     fresh = condition_photos(
         options.condition, options.count, options.count, options.photo_seed, options.data
     )
-    with _server(repository, feedback_url, options.poll_seconds) as api:
-        result.served_before = _served_version(api, options.model)
+    with _server(repository, feedback_url, options.poll_seconds) as server:
+        result.served_before = _served_version(server.api, options.model)
         _stage(
             1,
             f"serving {options.model} v{result.served_before} from {repository}, "
             f"feedback in {_describe(feedback_url)}",
         )
-        started = time.perf_counter()
-        tally = send(api, first, options.model, feedback=True)
-        result.first = _tally_json(tally)
-        _stage(
-            2,
-            f"{tally.sent} {options.condition} photos sent: {tally.line()}; "
-            f"{tally.corrected} corrected, {tally.sent - tally.corrected} confirmed "
-            f"({time.perf_counter() - started:.0f} s)",
-        )
+        _send_and_correct(options, server, first, result)
+        _fine_tune_stage(options, repository, feedback_url, result)
+        _shadow_stage(options, server, repository, result)
+        _fresh_stage(options, server, feedback_url, fresh, result)
+        _promote_stage(options, server, first, result)
+        if options.rollback:
+            _rollback_stage(options, server, first, result)
 
-        started = time.perf_counter()
-        status, run_dir = _fine_tune(options, repository, feedback_url)
-        result.fine_tune_status, result.fine_tune_report = status, str(run_dir)
-        for line in _gate_lines(run_dir):
-            _say(line)
-        if status != 0:
-            why = (
-                "the promotion gate refused the candidate"
-                if status == 1
-                else "the fine-tune could not run"
-            )
-            raise LoopStopped(f"{why} (digits-train exit {status}); report in {run_dir}", status)
-        from training.publish import existing_versions
 
-        result.candidate = str(existing_versions(repository / options.model)[-1])
-        _stage(
-            3,
-            f"fine-tuned and published {options.model} v{result.candidate} "
-            f"({time.perf_counter() - started:.0f} s); report in {run_dir}",
+def _send_and_correct(
+    options: LoopOptions, server: _Server, photos: list[LabelledPhoto], result: LoopResult
+) -> None:
+    started = time.perf_counter()
+    tally = send(server.api, photos, options.model, feedback=True)
+    result.first = _tally_json(tally)
+    _stage(
+        2,
+        f"{tally.sent} {options.condition} photos sent: {tally.line()}; "
+        f"{tally.corrected} corrected, {tally.sent - tally.corrected} confirmed through "
+        f"/v1/feedback ({time.perf_counter() - started:.0f} s)",
+    )
+
+
+def _fine_tune_stage(
+    options: LoopOptions, repository: Path, feedback_url: str, result: LoopResult
+) -> None:
+    from training.publish import existing_versions
+
+    _pin_served(repository / options.model, result.served_before)
+    started = time.perf_counter()
+    before = existing_versions(repository / options.model)
+    status, run_dir = _fine_tune(options, repository, feedback_url)
+    result.fine_tune_status, result.fine_tune_report = status, str(run_dir)
+    for line in _gate_lines(run_dir):
+        _say(line)
+    if status != 0:
+        why = "the promotion gate refused the candidate" if status == 1 else "it could not run"
+        raise LoopStopped(
+            f"fine-tune: {why} (digits-train exit {status}); the report is in {run_dir}", status
         )
-        # The shadow, promotion and rollback stages follow.
+    [new] = sorted(set(existing_versions(repository / options.model)) - set(before))
+    result.candidate = str(new)
+    _stage(
+        3,
+        f"digits-train --fine-tune published {options.model} v{new} "
+        f"({time.perf_counter() - started:.0f} s); report: {run_dir}",
+    )
+
+
+def _pin_served(model_dir: Path, version: str) -> None:
+    """Pin the answering version in serving.json, so the version the fine-tune publishes
+    waits as a candidate instead of answering on the server's next poll."""
+    from dataclasses import replace
+
+    from serving.repository.policy import read_policy, write_policy
+
+    write_policy(model_dir, replace(read_policy(model_dir), served=version))
+
+
+def _shadow_stage(
+    options: LoopOptions, server: _Server, repository: Path, result: LoopResult
+) -> None:
+    from serving.repository.policy import read_policy
+
+    policy = read_policy(repository / options.model)
+    if policy.shadow == result.candidate:
+        how = "from serving.json, on the server's repository poll"
+    else:
+        set_shadow(server.api, options.model, result.candidate)
+        how = f"through POST /v2/repository/models/{options.model}/shadow"
+    seen = wait_for_role(
+        server.api, options.model, SHADOW, result.candidate, 10 + 5 * options.poll_seconds
+    )
+    result.shadow["roles_while_shadowed"] = seen
+    _stage(
+        4,
+        f"v{result.candidate} shadows v{seen.get(SERVED)} ({how}); v{seen.get(SERVED)} "
+        "still answers",
+    )
+
+
+def _fresh_stage(
+    options: LoopOptions,
+    server: _Server,
+    feedback_url: str,
+    photos: list[LabelledPhoto],
+    result: LoopResult,
+) -> None:
+    served = result.shadow["roles_while_shadowed"][SERVED]
+    tally = send(server.api, photos, options.model, feedback=True)
+    result.fresh = _tally_json(tally)
+    counts = shadow_counts(server.metrics_url, options.model, served, result.candidate)
+    rated = _shadow_feedback(feedback_url, options.model, served, result.candidate)
+    result.shadow.update(
+        agree=counts.agree,
+        disagree=counts.disagree,
+        batches=dict(counts.batches),
+        rated=rated.rated if rated else 0,
+        served_right=rated.served_right if rated else 0,
+        candidate_right=rated.candidate_right if rated else 0,
+    )
+    _stage(5, f"{tally.sent} fresh {options.condition} photos: {tally.line()}")
+    pairs = ", ".join(f"{a}->{b} x{n}" for (a, b), n in counts.pairs.most_common(5))
+    _say(
+        f"shadow v{result.candidate}: agreed on {counts.agree} of "
+        f"{counts.agree + counts.disagree} images ({100 * counts.agreement:.1f}%)"
+        + (f"; most frequent disagreements (served->candidate): {pairs}" if pairs else "")
+        + f"; batches {dict(counts.batches)}"
+    )
+    if rated is not None and rated.rated:
+        _say(
+            f"on the {rated.rated} answers rated through /v1/feedback: served "
+            f"v{served} {rated.served_right} right ({100 * rated.served_right / rated.rated:.1f}%)"
+            f", candidate v{result.candidate} {rated.candidate_right} right "
+            f"({100 * rated.candidate_right / rated.rated:.1f}%)"
+        )
+    _say(f"$ digits-feedback stats --db {_describe(feedback_url)} --model {options.model}")
+    feedback_cli(["stats", "--db", feedback_url, "--model", options.model])
+
+
+def _shadow_feedback(url: str, model: str, served: str, candidate: str) -> ShadowStats | None:
+    from serving.feedback.store import open_store
+
+    store = open_store(url)
+    try:
+        stats = store.stats()
+    finally:
+        store.close()
+    for entry in stats.shadow:
+        if (entry.model, entry.version, entry.candidate) == (model, served, candidate):
+            return entry
+    return None
+
+
+def _promote_stage(
+    options: LoopOptions, server: _Server, photos: list[LabelledPhoto], result: LoopResult
+) -> None:
+    command = ["promote", f"{options.model}:{result.candidate}", "--server", server.url]
+    _say(f"$ digits-feedback {' '.join(command)}")
+    if feedback_cli(command) != 0:
+        raise LoopStopped(f"promotion of v{result.candidate} was refused", 2)
+    seen = roles(server.api, options.model)
+    result.served_after_promote = seen.get(SERVED, "")
+    tally = send(server.api, photos, options.model, feedback=False)
+    result.again = _tally_json(tally)
+    before = result.first
+    _stage(
+        6,
+        f"promoted: v{result.served_after_promote} answers (rollback target "
+        f"v{seen.get(PREVIOUS, '-')})",
+    )
+    _stage(
+        7,
+        f"the first {tally.sent} photos again: {tally.line()} "
+        f"(before: {before['right']}/{before['sent']} right with v{result.served_before})",
+    )
+
+
+def _rollback_stage(
+    options: LoopOptions, server: _Server, photos: list[LabelledPhoto], result: LoopResult
+) -> None:
+    command = ["rollback", options.model, "--server", server.url]
+    _say(f"$ digits-feedback {' '.join(command)}")
+    if feedback_cli(command) != 0:
+        raise LoopStopped("the rollback was refused", 2)
+    result.served_after_rollback = roles(server.api, options.model).get(SERVED, "")
+    tally = send(server.api, photos[:20], options.model, feedback=False)
+    _say(f"rolled back: v{result.served_after_rollback} answers again: {tally.line()}")
 
 
 def _describe(url: str) -> str:

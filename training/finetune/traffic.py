@@ -82,23 +82,26 @@ def photos_from_set(directory: Path) -> list[LabelledPhoto]:
 
 
 def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bool) -> Tally:
-    """Classify every photo through ``/v1/classify``; with ``feedback``, tell ``/v1/feedback``
-    its true digit afterwards (a confirmation or a correction, as a person at the page would).
+    """Classify every photo through ``/v1/classify``; with ``feedback``, then tell
+    ``/v1/feedback`` the true digit of each answer (a confirmation or a correction).
 
-    Raises ApiError on any answer that is not HTTP 200: the loop has nothing to measure then.
+    All answers come first, the feedback after, as a person reads an answer before rating it
+    (and a shadow candidate computes after the answer is delivered: rated later, its label
+    is there to be compared). Raises ApiError on any answer that is not HTTP 200: the loop has
+    nothing to measure then.
     """
     tally = Tally()
+    answered: list[tuple[str, int]] = []  # (request id, true digit)
     for photo in photos:
         answer = api.classify(photo.jpeg, model)
         if answer.status != 200:
             raise ApiError(f"/v1/classify: HTTP {answer.status}: {answer.error}")
-        predicted = answer.body["predictions"][0]["label"]
         tally.sent += 1
-        tally.right += predicted == str(photo.label)
+        tally.right += answer.body["predictions"][0]["label"] == str(photo.label)
         tally.versions[str(answer.body["version"])] += 1
-        if not feedback:
-            continue
-        body = {"request_id": answer.body["request_id"], "index": 0, "label": str(photo.label)}
+        answered.append((answer.body["request_id"], photo.label))
+    for request_id, label in answered if feedback else ():
+        body = {"request_id": request_id, "index": 0, "label": str(label)}
         reply = api.request("POST", "/v1/feedback", json.dumps(body).encode(), "application/json")
         if reply.status != 200:
             raise ApiError(f"/v1/feedback: HTTP {reply.status}: {reply.error}")
