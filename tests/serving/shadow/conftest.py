@@ -10,6 +10,9 @@ import pytest
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from tests.helpers.shadow import SOURCES, publish_copy
 
+# The feedback tests' real Postgres (one server per session), for the shadow feedback test.
+from tests.serving.feedback.conftest import postgres, postgres_url  # noqa: F401
+
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
