@@ -238,6 +238,16 @@ def phone(rng: np.random.Generator, index: int) -> Changes:
     return changes
 
 
+def tilt(rng: np.random.Generator, index: int) -> Changes:
+    """Turned 45-65 degrees either way: a note stuck on askew, a phone held at a slant.
+
+    Three times ``rotation``'s angle, past the +-18 degrees that ``robust``'s augmentation
+    turns its training digits by: the condition a fine-tune on people's corrections learns.
+    """
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    return {"rotation": side * float(rng.uniform(45, 65))}
+
+
 # Order is the report's order. Names are stable: each seeds its own random stream.
 CONDITIONS: dict[str, Condition] = {
     "scan": scan,
@@ -259,6 +269,7 @@ CONDITIONS: dict[str, Condition] = {
     "sheet_edge": sheet_edge,
     "exif": exif,
     "phone": phone,
+    "tilt": tilt,
 }
 
 

@@ -245,3 +245,22 @@ def test_phone_combines_conditions_and_turns_every_second_photo(digits):
 def test_sizes_are_phone_photo_sizes(digits):
     sizes = {photo(digits, "scan", i).photo.upright.shape[1::-1] for i in range(4)}
     assert sizes == {(160, 120), (320, 240), (640, 480)}
+
+
+def _axis_degrees(item: SinglePhoto) -> float:
+    """Direction of the ink's long axis, counter-clockwise as seen, in (-90, 90]."""
+    ys, xs = np.nonzero(grey(item) < 0.5)
+    x, y = xs - xs.mean(), -(ys - ys.mean())  # y up, as seen
+    angle = 0.5 * np.degrees(np.arctan2(2 * np.mean(x * y), np.mean(x * x) - np.mean(y * y)))
+    return float(angle)
+
+
+def test_tilt_turns_the_digit_45_to_65_degrees_either_way(digits):
+    angles = [photo(digits, "tilt", i).recipe.rotation for i in range(12)]
+    assert all(45 <= abs(a) <= 65 for a in angles)
+    assert min(angles) < 0 < max(angles)
+    # Item 1 is a "1" (a long thin stroke): its ink turns by the drawn angle.
+    scan, tilted = photo(digits, "scan", 1), photo(digits, "tilt", 1)
+    assert scan.glyph.label == 1
+    turned = (_axis_degrees(tilted) - _axis_degrees(scan) + 90) % 180 - 90
+    assert turned == pytest.approx(tilted.recipe.rotation, abs=5)
