@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 
 import jsonschema
 import pytest
+import yaml
 
 from serving.settings import load_settings
 from tests.deploy.helpers import (
@@ -307,3 +309,64 @@ def test_scale_env_points_every_replica_at_the_profile_postgres(services):
         assert "models-init" in services[name]["depends_on"], name
     assert "postgres-data:/var/lib/postgresql/data" in postgres["volumes"]
     assert postgres["healthcheck"]["test"][:2] == ["CMD", "pg_isready"]
+
+
+def test_finetune_fine_tunes_robust_from_the_replicas_store_into_the_model_volume(services):
+    """The learning loop's trainer (docs/learning.md): digits-train's own parser takes its
+    command, it writes where the servers read, and reads the store the replicas write."""
+    from training.__main__ import build_parser
+
+    finetune = services["finetune"]
+    assert finetune["profiles"] == ["finetune"]
+    assert (finetune["image"], finetune["build"]) == (
+        services["trainer"]["image"],
+        services["trainer"]["build"],
+    )
+    mounts = {v.split(":")[1]: v.split(":")[0] for v in finetune["volumes"]}
+    replica = services["server"]
+    for env in ({}, env_file(SCALE_ENV)):
+        args = build_parser().parse_args([interpolate(a, env) for a in finetune["command"]])
+        assert args.fine_tune == "robust" and args.min_feedback == 500
+        assert mounts[str(args.repository)] == "models"
+        assert args.feedback == interpolate(replica["environment"]["DIGITS_FEEDBACK_DB"], env)
+        # The runs (a refused candidate's report) outlive the container.
+        assert mounts[str(args.runs_dir)] == "finetune-runs"
+    # The default SQLite store: the replicas' volume, at the same place.
+    url = interpolate(replica["environment"]["DIGITS_FEEDBACK_DB"], {})
+    folder = str(Path(url.removeprefix("sqlite:///")).parent)
+    assert f"feedback-state:{folder}" in replica["volumes"]
+    assert mounts[folder] == "feedback-state"
+    assert finetune["depends_on"]["models-init"]["condition"] == "service_completed_successfully"
+    # Mount points made in the image for the trainer's user, so a new volume gets that owner.
+    runs = " ".join(
+        i.args
+        for i in parse_dockerfile(ROOT / finetune["build"]["dockerfile"])
+        if i.keyword == "RUN"
+    )
+    made = re.search(r"mkdir -p ([^&]+)&& chown 10001:10001 ([^\n&]+)", runs)
+    assert made is not None, runs
+    for path in ("/runs", folder, "/models"):
+        assert path in made[1].split() and path in made[2].split(), path
+
+
+def test_podman_compose_resolves_the_finetune_profile_like_the_replicas():
+    """The real tool's interpolation (``podman-compose config``), with and without scale.env:
+    the fine-tune reads the very store URL every replica writes."""
+    from tests.deploy.compose_project import podman_compose
+
+    tool = podman_compose()
+    assert tool is not None, "podman-compose is missing: scripts/setup.sh --dev"
+    for extra in ([], ["--env-file", str(SCALE_ENV)]):
+        done = subprocess.run(
+            [tool, *extra, "-f", str(COMPOSE), "--profile", "finetune", "config"],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=ROOT,
+            check=True,
+        )
+        resolved = yaml.safe_load(done.stdout)["services"]
+        command = resolved["finetune"]["command"]
+        store = command[command.index("--feedback") + 1]
+        assert store == resolved["server"]["environment"]["DIGITS_FEEDBACK_DB"], extra
+        assert store.startswith("postgresql://" if extra else "sqlite:///"), store

@@ -45,8 +45,9 @@ from training.finetune.watch import (
 
 __all__ = ["DEFAULT_CONDITION", "LoopOptions", "LoopResult", "main", "run_loop"]
 
-# The photo condition the shipped robust model reads worst (evaluation/conditions.py).
-DEFAULT_CONDITION = "rotation"
+# The photo condition the shipped robust model reads worst (evaluation/conditions.py: 0.690
+# on 200 photos, digits turned past its augmentation).
+DEFAULT_CONDITION = "tilt"
 RESULT_FILE = "loop.json"
 STAGES = 7
 

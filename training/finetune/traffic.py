@@ -1,6 +1,8 @@
 """Hard digits sent to a running server's typed API, with or without the feedback a person
-would give: the traffic of the learning loop (training.finetune.loop) and of
-``python -m training.finetune.condition``.
+would give: the traffic of the learning loop (training.finetune.loop), of
+``python -m training.finetune.condition``, and by hand::
+
+    python -m training.finetune.traffic --url http://127.0.0.1:8000 --photos DIR --feedback
 
 The photos are ``digits-eval photos`` single-digit photos of one condition, rendered in
 memory from the same seeded MNIST *test* digits as the photo set: item ``i`` of a condition
@@ -10,7 +12,9 @@ choose disjoint, reproducible sets (the loop's first set and its fresh set).
 
 from __future__ import annotations
 
+import argparse
 import json
+import sys
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ from pathlib import Path
 
 from evaluation.client import ApiError, HttpApi
 
-__all__ = ["LabelledPhoto", "Tally", "condition_photos", "photos_from_set", "send"]
+__all__ = ["LabelledPhoto", "Tally", "condition_photos", "main", "photos_from_set", "send"]
 
 
 @dataclass(frozen=True)
@@ -107,3 +111,30 @@ def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bo
             raise ApiError(f"/v1/feedback: HTTP {reply.status}: {reply.error}")
         tally.corrected += reply.body["verdict"] == "corrected"
     return tally
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Send a ``digits-eval photos`` set's single-digit photos; print how many read right."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.finetune.traffic",
+        description="Classify a photo set through /v1/classify (and rate each answer).",
+    )
+    parser.add_argument("--url", required=True, help="the server's HTTP address")
+    parser.add_argument("--photos", type=Path, required=True, help="a digits-eval photos set")
+    parser.add_argument("--model", default="robust")
+    parser.add_argument(
+        "--feedback", action="store_true", help="then send each true digit to /v1/feedback"
+    )
+    args = parser.parse_args(argv)
+    try:
+        tally = send(HttpApi(args.url), photos_from_set(args.photos), args.model, args.feedback)
+    except (ApiError, OSError, ValueError) as exc:
+        print(f"traffic: error: {exc}", file=sys.stderr)
+        return 1
+    rated = f"; {tally.corrected} corrected, {tally.sent - tally.corrected} confirmed"
+    print(f"{args.model}: {tally.line()}" + (rated if args.feedback else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
