@@ -30,6 +30,7 @@ if [[ $system == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
+  command -v curl >/dev/null || need+=(curl)  # docs/learning.md's by-hand loop (and its test)
   # A real Postgres for the feedback store's tests (started per test session, never as a service).
   compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
   # Container engine for the compose test (tests/deploy/test_compose_stack.py, docs/deploy.md
