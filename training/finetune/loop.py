@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from evaluation.client import ApiError, HttpApi
+from evaluation.conditions import CONDITIONS
 from evaluation.dataset import DEFAULT_SEED
 from serving.feedback.cli import main as feedback_cli
 from serving.feedback.records import ShadowStats
@@ -165,7 +166,10 @@ def _fine_tune(options: LoopOptions, repository: Path, feedback_url: str) -> tup
         argv += ["--data", str(options.data)]
     if options.epochs is not None:
         argv += ["--epochs", str(options.epochs)]
-    status = train_main([*argv, *options.fine_tune_args])
+    argv += options.fine_tune_args
+    shown = [_describe(a) if a == feedback_url else a for a in argv]  # no password shown
+    _say(f"$ digits-train {' '.join(shown)}")
+    status = train_main(argv)
     made = sorted((runs / options.model).glob("finetune-*"))
     return status, (made[-1] if made else runs)
 
@@ -399,7 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--condition",
         default=DEFAULT_CONDITION,
-        help=f"the digits-eval photos condition sent (default: {DEFAULT_CONDITION})",
+        choices=list(CONDITIONS),
+        metavar="CONDITION",
+        help=f"the digits-eval photos condition sent (default: {DEFAULT_CONDITION}; one of "
+        f"{', '.join(CONDITIONS)})",
     )
     parser.add_argument(
         "--count", type=int, default=LoopOptions.count, help="photos in each of the two sets"
@@ -455,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except LoopStopped as exc:
         print(f"digits-loop: stopped: {exc}", file=sys.stderr, flush=True)
         status = exc.status
-    except (ApiError, ValueError, OSError) as exc:
+    except (ApiError, ValueError, OSError, RuntimeError) as exc:  # e.g. the server did not start
         print(f"digits-loop: error: {exc}", file=sys.stderr, flush=True)
         status = 2
     if work.is_dir():

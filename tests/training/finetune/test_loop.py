@@ -192,3 +192,19 @@ def test_a_refusal_by_the_gate_stops_the_loop_with_exit_1(
     [run] = (work / "runs" / "softmax").iterdir()
     assert seen["fine_tune_report"] == str(run)
     assert (run / "finetune_report.png").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--condition", "fog"], "invalid choice: 'fog'"),
+        (["--count", "0"], "--count must be at least 1"),
+    ],
+)
+def test_bad_arguments_are_refused_before_anything_runs(
+    args: list[str], says: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["--work", str(tmp_path / "loop"), *args])
+    assert exited.value.code == 2 and says in capsys.readouterr().err
+    assert not (tmp_path / "loop").exists()
