@@ -247,7 +247,9 @@ def _fine_tune_stage(
     if status != 0:
         why = "the promotion gate refused the candidate" if status == 1 else "it could not run"
         raise LoopStopped(
-            f"fine-tune: {why} (digits-train exit {status}); the report is in {run_dir}", status
+            f"fine-tune: {why} (digits-train exit {status}); the report is in {run_dir} "
+            '(what to change: docs/learning.md, "When the gate refuses")',
+            status,
         )
     [new] = sorted(set(existing_versions(repository / options.model)) - set(before))
     result.candidate = str(new)
