@@ -60,6 +60,7 @@ class Recipe:
     rotation: float = 0.0  # degrees
     perspective: float = 0.0  # corner jitter as a fraction of the digit height
     scale: float = 1.0
+    digit_pixels: float = 0.0  # the digit's height in frame pixels whatever the frame (0: scale)
     jpeg_quality: int = 92
     orientation: int = 1
 
@@ -248,6 +249,15 @@ def tilt(rng: np.random.Generator, index: int) -> Changes:
     return {"rotation": side * float(rng.uniform(45, 65))}
 
 
+def far_away(rng: np.random.Generator, index: int) -> Changes:
+    """Photographed from far away: the digit only 6-8 pixels tall, whatever the frame.
+
+    A number on a board or a sheet across the room; the preparation scales it up to MNIST's
+    20-pixel box, so the model sees a blocky, blurred digit.
+    """
+    return {"digit_pixels": float(rng.uniform(6, 8))}
+
+
 # Order is the report's order. Names are stable: each seeds its own random stream.
 CONDITIONS: dict[str, Condition] = {
     "scan": scan,
@@ -270,6 +280,7 @@ CONDITIONS: dict[str, Condition] = {
     "exif": exif,
     "phone": phone,
     "tilt": tilt,
+    "far_away": far_away,
 }
 
 

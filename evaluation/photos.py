@@ -21,6 +21,7 @@ SIZES: tuple[tuple[int, int], ...] = ((160, 120), (160, 120), (320, 240), (640, 
 # The digit's height as a fraction of the frame's, before the condition's scale.
 _HEIGHT = (0.38, 0.55)
 _MAX_HEIGHT = 0.7
+_MIN_WIDTH = 2.0
 
 
 def stream(seed: int, name: str, index: int) -> np.random.Generator:
@@ -51,8 +52,10 @@ def single_photo(condition: str, index: int, g: Glyph, seed: int) -> SinglePhoto
 
     rng = stream(seed, condition, index)
     r = recipe(condition, rng, index)
-    digit_height = min(base * r.scale, _MAX_HEIGHT * height)
-    quad = box_quad(cx, cy, digit_height * g.aspect, digit_height)
+    digit_height = r.digit_pixels or min(base * r.scale, _MAX_HEIGHT * height)
+    # At least _MIN_WIDTH pixels wide: a "1" only a few pixels tall would otherwise be
+    # thinner than one pixel and vanish (only far_away draws digits that small).
+    quad = box_quad(cx, cy, max(digit_height * g.aspect, _MIN_WIDTH), digit_height)
     if r.rotation:
         quad = rotate_quad(quad, r.rotation, (cx, cy))
     if r.perspective:

@@ -264,3 +264,15 @@ def test_tilt_turns_the_digit_45_to_65_degrees_either_way(digits):
     assert scan.glyph.label == 1
     turned = (_axis_degrees(tilted) - _axis_degrees(scan) + 90) % 180 - 90
     assert turned == pytest.approx(tilted.recipe.rotation, abs=5)
+
+
+def test_far_away_draws_the_digit_6_to_8_pixels_tall_in_every_frame(digits):
+    items = [photo(digits, "far_away", i) for i in range(8)]
+    assert {item.size for item in items} == {(160, 120), (320, 240), (640, 480)}
+    for item in items:
+        assert 6 <= item.recipe.digit_pixels <= 8
+        # The ink box (coverage above one half) is about the drawn height.
+        assert 4 <= item.photo.boxes[0]["height"] <= 9
+        assert item.photo.boxes[0]["width"] >= 1
+    # The same digit as the scan, only smaller.
+    assert items[1].glyph.mnist_index == photo(digits, "scan", 1).glyph.mnist_index
