@@ -10,6 +10,7 @@ given is never written to (only its copy under ``--work``).
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import time
@@ -23,10 +24,28 @@ def send_with_feedback(base_url: str, photos: Path, model: str) -> tuple[int, in
     """Classify every single-digit photo in ``photos`` and send its true label as feedback;
     returns (photos sent, corrections)."""
     from evaluation.client import HttpApi
-    from training.finetune.traffic import photos_from_set, send
+    from evaluation.dataset import read_labels
 
-    tally = send(HttpApi(base_url), photos_from_set(photos), model, feedback=True)
-    return tally.sent, tally.corrected
+    api = HttpApi(base_url)
+    labels = read_labels(photos)
+    sent = corrections = 0
+    for item in labels["singles"]:
+        answer = api.classify((photos / item["file"]).read_bytes(), model)
+        if answer.status != 200:
+            raise RuntimeError(f"{item['file']}: HTTP {answer.status}: {answer.error}")
+        reply = api.request(
+            "POST",
+            "/v1/feedback",
+            json.dumps(
+                {"request_id": answer.body["request_id"], "index": 0, "label": str(item["label"])}
+            ).encode(),
+            "application/json",
+        )
+        if reply.status != 200:
+            raise RuntimeError(f"feedback for {item['file']}: HTTP {reply.status}: {reply.error}")
+        sent += 1
+        corrections += reply.body["verdict"] == "corrected"
+    return sent, corrections
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -107,6 +107,8 @@ def _tally_json(tally: Tally) -> dict[str, Any]:
     return {
         "sent": tally.sent,
         "right": tally.right,
+        "unread": tally.unread,
+        "rated": tally.rated,
         "corrected": tally.corrected,
         "versions": dict(tally.versions),
     }
@@ -227,8 +229,8 @@ def _send_and_correct(
     _stage(
         2,
         f"{tally.sent} {options.condition} photos sent: {tally.line()}; "
-        f"{tally.corrected} corrected, {tally.sent - tally.corrected} confirmed through "
-        f"/v1/feedback ({time.perf_counter() - started:.0f} s)",
+        f"{tally.corrected} corrected, {tally.confirmed} confirmed through /v1/feedback "
+        f"({time.perf_counter() - started:.0f} s)",
     )
 
 

@@ -1,6 +1,5 @@
 """Hard digits sent to a running server's typed API, with or without the feedback a person
-would give: the traffic of the learning loop (training.finetune.loop), of
-``python -m training.finetune.condition``, and by hand::
+would give: the traffic of the learning loop (training.finetune.loop), and by hand::
 
     python -m training.finetune.traffic --url http://127.0.0.1:8000 --photos DIR --feedback
 
@@ -39,8 +38,15 @@ class Tally:
 
     sent: int = 0
     right: int = 0
-    corrected: int = 0  # feedback records stored as corrections (0 when no feedback was sent)
+    unread: int = 0  # photos the server found no digit in (HTTP 400): nothing to correct
+    rated: int = 0  # answers given feedback (0 when no feedback was sent)
+    corrected: int = 0  # of those, stored as corrections
     versions: Counter[str] = field(default_factory=Counter)  # answering version -> answers
+
+    @property
+    def confirmed(self) -> int:
+        """Answers rated right through feedback (0 when no feedback was sent)."""
+        return self.rated - self.corrected
 
     @property
     def accuracy(self) -> float:
@@ -50,7 +56,11 @@ class Tally:
     def line(self) -> str:
         """``right/sent read right (acc%), answered by version v`` for the loop's output."""
         by = ", ".join(f"v{v}: {n}" for v, n in sorted(self.versions.items()))
-        return f"{self.right}/{self.sent} read right ({100 * self.accuracy:.1f}%), answered by {by}"
+        unread = f", {self.unread} refused as unreadable (HTTP 400)" if self.unread else ""
+        return (
+            f"{self.right}/{self.sent} read right ({100 * self.accuracy:.1f}%){unread}, "
+            f"answered by {by}"
+        )
 
 
 def condition_photos(
@@ -91,16 +101,20 @@ def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bo
 
     All answers come first, the feedback after, as a person reads an answer before rating it
     (and a shadow candidate computes after the answer is delivered: rated later, its label
-    is there to be compared). Raises ApiError on any answer that is not HTTP 200: the loop has
-    nothing to measure then.
+    is there to be compared). A photo refused with HTTP 400 (e.g. no digit found) counts as
+    sent and unread, as wrong, and gets no feedback: there is no answer to correct. Any other
+    status raises ApiError: the loop has nothing to measure then.
     """
     tally = Tally()
     answered: list[tuple[str, int]] = []  # (request id, true digit)
     for photo in photos:
         answer = api.classify(photo.jpeg, model)
+        tally.sent += 1
+        if answer.status == 400:
+            tally.unread += 1
+            continue
         if answer.status != 200:
             raise ApiError(f"/v1/classify: HTTP {answer.status}: {answer.error}")
-        tally.sent += 1
         tally.right += answer.body["predictions"][0]["label"] == str(photo.label)
         tally.versions[str(answer.body["version"])] += 1
         answered.append((answer.body["request_id"], photo.label))
@@ -109,6 +123,7 @@ def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bo
         reply = api.request("POST", "/v1/feedback", json.dumps(body).encode(), "application/json")
         if reply.status != 200:
             raise ApiError(f"/v1/feedback: HTTP {reply.status}: {reply.error}")
+        tally.rated += 1
         tally.corrected += reply.body["verdict"] == "corrected"
     return tally
 
@@ -131,7 +146,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ApiError, OSError, ValueError) as exc:
         print(f"traffic: error: {exc}", file=sys.stderr)
         return 1
-    rated = f"; {tally.corrected} corrected, {tally.sent - tally.corrected} confirmed"
+    rated = f"; {tally.corrected} corrected, {tally.confirmed} confirmed"
     print(f"{args.model}: {tally.line()}" + (rated if args.feedback else ""))
     return 0
 
