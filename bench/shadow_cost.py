@@ -12,11 +12,11 @@ changes affects both sides alike; compare only numbers from one run:
    session of the same file). The mean cost per served batch with ``--shadow-fraction`` f is
    1 + f x (second-run ratio - 1).
 2. c=1 p50 of a typed Classify call on a real server (``python -m serving``) with the shadow
-   set and cleared (REST) between rounds; ``--shadow-fraction`` 1 there, so every answered
-   batch is shadowed: the worst case for the answer's latency.
+   set and cleared (REST) between rounds; with ``--shadow-fraction`` 1 (every answered batch
+   shadowed: the worst case for the answer's latency) and with the server's default.
 3. c=64 for ``--load-seconds`` with the shadow set: the share of offered batches the candidate
    dropped (requests queued, or its previous batch still computing), and images/s with and
-   without the shadow.
+   without the shadow; at both fractions.
 """
 
 from __future__ import annotations
@@ -223,8 +223,10 @@ async def load(address: str, model: str, seconds: float, concurrency: int = 64) 
     return done
 
 
-def server_part(rounds: int, calls: int, seconds: float) -> dict[str, dict[str, float]]:
-    """Parts 2 and 3 on a real server (every answered batch offered to the shadow)."""
+def server_part(
+    fraction: float, rounds: int, calls: int, seconds: float
+) -> dict[str, dict[str, float]]:
+    """Parts 2 and 3 on a real server with ``--shadow-fraction`` ``fraction``."""
     rows: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         repo = shadow_repository(Path(tmp) / "models")
@@ -235,7 +237,7 @@ def server_part(rounds: int, calls: int, seconds: float) -> dict[str, dict[str, 
             "--model-control",
             "on",
             "--shadow-fraction",
-            "1",
+            str(fraction),
             "--log-level",
             "warning",
         )
@@ -244,7 +246,9 @@ def server_part(rounds: int, calls: int, seconds: float) -> dict[str, dict[str, 
             ready = server.wait_ready(120)
             http = f"http://127.0.0.1:{ready.http}"
             metrics = f"http://127.0.0.1:{ready.metrics}/metrics"
-            print("\n2. c=1 typed Classify p50 (ms), shadow off / on (every batch shadowed)")
+            print(
+                f"\n2. c=1 typed Classify p50 (ms), shadow off / on, --shadow-fraction {fraction}"
+            )
             print(f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} {'computed':>9s}")
             with grpc.insecure_channel(server.grpc_address) as channel:
                 stub = digits_pb2_grpc.DigitClassifierStub(channel)
@@ -259,11 +263,14 @@ def server_part(rounds: int, calls: int, seconds: float) -> dict[str, dict[str, 
                     computed = shadow_batches(metrics, model)["computed"] - before
                     policy(http, model, False)
                     p_off, p_on = statistics.median(off), statistics.median(on)
-                    rows[f"{model}/c1"] = {"off_p50_ms": p_off, "on_p50_ms": p_on}
+                    rows[f"{model}/c1/f{fraction}"] = {"off_p50_ms": p_off, "on_p50_ms": p_on}
                     print(
                         f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} {computed:9.0f}"
                     )
-            print(f"\n3. c=64 for {seconds:.0f}s per round: shadow drops and images/s")
+            print(
+                f"\n3. c=64 for {seconds:.0f}s per round, --shadow-fraction {fraction}: "
+                "shadow drops and images/s"
+            )
             print(
                 f"{'model':8s} {'off img/s':>10s} {'on img/s':>9s} {'offered':>8s} "
                 f"{'dropped':>8s} {'share':>6s}"
@@ -284,7 +291,7 @@ def server_part(rounds: int, calls: int, seconds: float) -> dict[str, dict[str, 
                 share = dropped / offered if offered else 0.0
                 off_rate = statistics.median(rates[False])
                 on_rate = statistics.median(rates[True])
-                rows[f"{model}/c64"] = {
+                rows[f"{model}/c64/f{fraction}"] = {
                     "off_images_per_s": off_rate,
                     "on_images_per_s": on_rate,
                     "offered_batches": offered,
@@ -316,7 +323,9 @@ def main(argv: list[str] | None = None) -> dict[str, dict[str, float]]:
     args = parser.parse_args(argv)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     rows = {} if args.skip_compute else compute_part(args.rounds, args.fraction)
-    rows |= server_part(args.rounds, args.calls, args.load_seconds)
+    # Every batch offered to the shadow (the worst case), then the server's default.
+    for fraction in (1.0, Settings.shadow_fraction):
+        rows |= server_part(fraction, args.rounds, args.calls, args.load_seconds)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     return rows
 

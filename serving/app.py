@@ -89,12 +89,7 @@ class ServerApp:
         self._loads = ThreadPoolExecutor(1, "model-load")
         self._decoder = DecodePool(settings.max_concurrent_decodes, settings.max_image_pixels)
         registry = ModelRegistry()
-        # The shadow candidate computes on its own thread: a served batch never waits in the
-        # compute queue behind a shadow batch (docs/design.md, Shadow).
-        self._shadow_compute = ComputePool(1, "shadow")
-        self.shadowing = Shadowing(
-            self._shadow_compute, ShadowMetrics(self.metrics.registry), settings.shadow_fraction
-        )
+        self.shadowing = Shadowing(ShadowMetrics(self.metrics.registry), settings.shadow_fraction)
         limits = BatchLimits(
             settings.max_batch_size,
             settings.max_queue_delay_s,
@@ -207,7 +202,7 @@ class ServerApp:
         await asyncio.to_thread(self.feedback.close)
         self.metrics.close()
         self._compute.shutdown()
-        self._shadow_compute.shutdown()
+        self.shadowing.shutdown()
         self._decoder.shutdown()
         self._loads.shutdown(wait=False)
         log.info("stopped")

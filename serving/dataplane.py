@@ -338,16 +338,8 @@ class DataPlane:
             elif pixels.dtype != np.float32:
                 raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
             batch = self.check_tensor(target, pixels)
-            return self._kept(
-                answer_id,
-                await self._run(
-                    target,
-                    batch,
-                    deadline,
-                    self._prepared(batch, keep_prepared),
-                    explain,
-                    _shadow_tag(version, answer_id),
-                ),
+            return await self._answer(
+                target, batch, deadline, keep_prepared, explain, version, answer_id
             )
 
     async def classify_encoded(
@@ -372,17 +364,26 @@ class DataPlane:
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
-            return self._kept(
-                answer_id,
-                await self._run(
-                    target,
-                    batch,
-                    deadline,
-                    self._prepared(batch, keep_prepared),
-                    explain,
-                    _shadow_tag(version, answer_id),
-                ),
+            return await self._answer(
+                target, batch, deadline, keep_prepared, explain, version, answer_id
             )
+
+    async def _answer(
+        self,
+        target: LoadedVersion,
+        batch: np.ndarray,
+        deadline: float | None,
+        keep_prepared: bool,
+        explain: bool,
+        version: str,
+        answer_id: str,
+    ) -> InferResult:
+        """A typed classify call's answer, kept under ``answer_id`` for feedback."""
+        prepared = self._prepared(batch, keep_prepared)
+        tag = _shadow_tag(version, answer_id)
+        return self._kept(
+            answer_id, await self._run(target, batch, deadline, prepared, explain, tag)
+        )
 
     def _prepared(self, batch: np.ndarray, keep: bool) -> np.ndarray | None:
         """The prepared batch to hand back with the result: when asked, or to keep answers

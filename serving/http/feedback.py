@@ -75,7 +75,7 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
 
 def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
     """Per model version: rated answers, corrections, accuracy; and what became what."""
-    return {
+    body: dict[str, Any] = {
         "models": [
             {
                 "model": v.model,
@@ -91,7 +91,9 @@ def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
             {"model": m, "version": ver, "predicted": p, "label": label, "count": n}
             for (m, ver, p, label), n in sorted(stats.confusion.items())
         ],
-        "shadow": [
+    }
+    if stats.shadow:  # only once a shadow candidate labelled rated answers
+        body["shadow"] = [
             {
                 "model": s.model,
                 "version": s.version,
@@ -102,5 +104,5 @@ def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
                 "agreed": s.agreed,
             }
             for s in stats.shadow
-        ],
-    }
+        ]
+    return body

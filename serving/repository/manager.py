@@ -359,6 +359,8 @@ class RepositoryManager:
         """version -> what serving.json makes of it (index reasons of READY versions)."""
         roles: dict[str, str] = {}
         selection = state.selection
+        if selection == Selection():
+            return roles  # no serving.json choices: the newest answers, as always
         if selection.previous is not None:
             roles[selection.previous] = "previous (rollback target)"
         if selection.shadow is not None:

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
 
 from serving.batching.batcher import Pending
-from serving.batching.compute import ComputePool
 from serving.feedback.answers import RecentAnswers
 from serving.predictions import probabilities_of
 from serving.registry import LoadedVersion, ModelState
@@ -60,7 +62,7 @@ class ShadowRunner:
         self,
         served: LoadedVersion,
         candidate: LoadedVersion,
-        compute: ComputePool,
+        compute: Executor,
         metrics: ShadowMetrics,
         answers: RecentAnswers | None,
         fraction: float,
@@ -102,7 +104,8 @@ class ShadowRunner:
             self._batches[skip].inc()
             return
         self._inflight = True
-        future = self._compute.run(self._compute_batch, rows)
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._compute, self._compute_batch, rows)
         future.add_done_callback(self._finished)
 
     def _skip_reason(self) -> str:
@@ -161,11 +164,15 @@ class Shadowing:
     """Keeps every model's shadow hook on its answering version (called by the repository
     manager after each change of versions or serving.json)."""
 
-    def __init__(self, compute: ComputePool, metrics: ShadowMetrics, fraction: float) -> None:
-        self._compute = compute
+    def __init__(self, metrics: ShadowMetrics, fraction: float) -> None:
+        self._compute = ThreadPoolExecutor(1, "shadow", initializer=_lowest_priority)
         self.metrics = metrics
         self.fraction = fraction
         self._answers: RecentAnswers | None = None
+
+    def shutdown(self) -> None:
+        """Let the shadow thread finish its batch and exit."""
+        self._compute.shutdown(wait=False, cancel_futures=True)
 
     def keep_answers_in(self, answers: RecentAnswers | None) -> None:
         """Note the candidate's labels with the kept answers (for feedback on them)."""
@@ -196,3 +203,13 @@ class Shadowing:
             answering.version,
             self.fraction,
         )
+
+
+def _lowest_priority() -> None:
+    """The shadow thread runs at the lowest CPU priority (Linux: nice is per thread), so the
+    answering path gets the cores first: it computes on otherwise idle CPU, and falls behind
+    (dropped_busy) when there is none."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError) as exc:  # not Linux, or not allowed: run as is
+        log.debug("shadow thread keeps its priority: %s", exc)
