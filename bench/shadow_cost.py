@@ -17,6 +17,9 @@ changes affects both sides alike; compare only numbers from one run:
 3. c=64 for ``--load-seconds`` with the shadow set: the share of offered batches the candidate
    dropped (requests queued, or its previous batch still computing), and images/s with and
    without the shadow; at both fractions.
+
+"cost" in parts 2 and 3 is what the server really paid while the shadow was on: (served +
+candidate compute seconds) / served compute seconds, from its /metrics (drops included).
 """
 
 from __future__ import annotations
@@ -174,16 +177,29 @@ def policy(http: str, model: str, on: bool) -> None:
         response.read()
 
 
-def shadow_batches(metrics_url: str, model: str) -> dict[str, float]:
-    """digits_shadow_batches_total of ``model`` by outcome, from /metrics."""
+def scrape(metrics_url: str, model: str) -> dict[str, float]:
+    """From /metrics, for ``model``: digits_shadow_batches_total by outcome, and the seconds
+    of compute the served version (v2, ``served_s``) and the candidate (``shadow_s``) spent."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         text = response.read().decode()
-    counts = dict.fromkeys(OUTCOMES, 0.0)
+    counts = dict.fromkeys((*OUTCOMES, "served_s", "shadow_s"), 0.0)
     for line in text.splitlines():
-        if line.startswith("digits_shadow_batches_total{") and f'model="{model}"' in line:
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            counts[outcome] += float(line.rsplit(" ", 1)[1])
+        if f'model="{model}"' not in line:
+            continue
+        value = float(line.rsplit(" ", 1)[1])
+        if line.startswith("digits_shadow_batches_total{"):
+            counts[line.split('outcome="', 1)[1].split('"', 1)[0]] += value
+        elif line.startswith("digits_compute_seconds_sum{") and 'version="2"' in line:
+            counts["served_s"] += value
+        elif line.startswith("digits_shadow_compute_seconds_sum{"):
+            counts["shadow_s"] += value
     return counts
+
+
+def realized_cost(served_on_s: float, before: dict[str, float], after: dict[str, float]) -> float:
+    """(served + shadow compute) / served compute over the rounds with the shadow on."""
+    shadow = after["shadow_s"] - before["shadow_s"]
+    return 1 + shadow / served_on_s if served_on_s else float("nan")
 
 
 def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
@@ -249,23 +265,39 @@ def server_part(
             print(
                 f"\n2. c=1 typed Classify p50 (ms), shadow off / on, --shadow-fraction {fraction}"
             )
-            print(f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} {'computed':>9s}")
+            print(
+                f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} "
+                f"{'computed/offered':>16s} {'cost':>5s}"
+            )
             with grpc.insecure_channel(server.grpc_address) as channel:
                 stub = digits_pb2_grpc.DigitClassifierStub(channel)
                 for model in MODELS:
                     off: list[float] = []
                     on: list[float] = []
-                    before = shadow_batches(metrics, model)["computed"]
+                    before = scrape(metrics, model)
+                    served_on = 0.0
                     for r in range(rounds):
                         for state in (False, True) if r % 2 == 0 else (True, False):
                             policy(http, model, state)
+                            start = scrape(metrics, model)["served_s"]
                             (on if state else off).extend(c1_ms(stub, model, calls))
-                    computed = shadow_batches(metrics, model)["computed"] - before
+                            if state:
+                                served_on += scrape(metrics, model)["served_s"] - start
                     policy(http, model, False)
+                    after = scrape(metrics, model)
+                    computed = after["computed"] - before["computed"]
+                    offered = sum(after[o] - before[o] for o in OUTCOMES)
+                    cost = realized_cost(served_on, before, after)
                     p_off, p_on = statistics.median(off), statistics.median(on)
-                    rows[f"{model}/c1/f{fraction}"] = {"off_p50_ms": p_off, "on_p50_ms": p_on}
+                    rows[f"{model}/c1/f{fraction}"] = {
+                        "off_p50_ms": p_off,
+                        "on_p50_ms": p_on,
+                        "computed_share": computed / offered if offered else 0.0,
+                        "realized_cost": cost,
+                    }
                     print(
-                        f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} {computed:9.0f}"
+                        f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} "
+                        f"{computed:5.0f}/{offered:<5.0f} {cost:5.2f}x"
                     )
             print(
                 f"\n3. c=64 for {seconds:.0f}s per round, --shadow-fraction {fraction}: "
@@ -273,18 +305,23 @@ def server_part(
             )
             print(
                 f"{'model':8s} {'off img/s':>10s} {'on img/s':>9s} {'offered':>8s} "
-                f"{'dropped':>8s} {'share':>6s}"
+                f"{'dropped':>8s} {'share':>6s} {'cost':>5s}"
             )
             for model in MODELS:
                 rates: dict[bool, list[float]] = {False: [], True: []}
-                before = shadow_batches(metrics, model)
+                before = scrape(metrics, model)
+                served_on = 0.0
                 for r in range(max(2, rounds // 2)):
                     for state in (False, True) if r % 2 == 0 else (True, False):
                         policy(http, model, state)
+                        start = scrape(metrics, model)["served_s"]
                         done = asyncio.run(load(server.grpc_address, model, seconds))
                         rates[state].append(done / seconds)
+                        if state:
+                            served_on += scrape(metrics, model)["served_s"] - start
                 policy(http, model, False)
-                after = shadow_batches(metrics, model)
+                after = scrape(metrics, model)
+                cost = realized_cost(served_on, before, after)
                 delta = {o: after[o] - before[o] for o in OUTCOMES}
                 offered = sum(delta.values())
                 dropped = delta["dropped_queued"] + delta["dropped_busy"]
@@ -296,11 +333,12 @@ def server_part(
                     "on_images_per_s": on_rate,
                     "offered_batches": offered,
                     "dropped_share": share,
+                    "realized_cost": cost,
                     **{f"batches_{o}": v for o, v in delta.items()},
                 }
                 print(
                     f"{model:8s} {off_rate:10.0f} {on_rate:9.0f} {offered:8.0f} "
-                    f"{dropped:8.0f} {100 * share:5.1f}%"
+                    f"{dropped:8.0f} {100 * share:5.1f}% {cost:5.2f}x"
                 )
         finally:
             server.close()
