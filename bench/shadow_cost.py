@@ -18,8 +18,8 @@ changes affects both sides alike; compare only numbers from one run:
    dropped (requests queued, or its previous batch still computing), and images/s with and
    without the shadow; at both fractions.
 
-"cost" in parts 2 and 3 is what the server really paid while the shadow was on: (served +
-candidate compute seconds) / served compute seconds, from its /metrics (drops included).
+Parts 2 and 3 also print the server's CPU time (all threads, /proc) per answered request with
+the shadow off and on: what the shadow really cost, drops and sampling included.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ import onnx
 import onnxruntime as ort
 from onnx import compose, helper
 
-from bench.host import ROOT
+from bench.host import ROOT, cpu_seconds
 from clients.server_process import ServerProcess, serve_argv
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
@@ -57,6 +57,7 @@ SHIPPED = ROOT / "model_repository"
 # model -> the shipped version served and shadowed (the candidate: the same file again).
 MODELS = {"cnn": "1", "robust": "2"}
 BATCHES = (1, 64)
+C1_WARMUP = 20
 OUTCOMES = ("computed", "dropped_queued", "dropped_busy", "not_sampled", "failed")
 
 
@@ -178,28 +179,37 @@ def policy(http: str, model: str, on: bool) -> None:
 
 
 def scrape(metrics_url: str, model: str) -> dict[str, float]:
-    """From /metrics, for ``model``: digits_shadow_batches_total by outcome, and the seconds
-    of compute the served version (v2, ``served_s``) and the candidate (``shadow_s``) spent."""
+    """digits_shadow_batches_total of ``model`` by outcome, from /metrics."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         text = response.read().decode()
-    counts = dict.fromkeys((*OUTCOMES, "served_s", "shadow_s"), 0.0)
+    counts = dict.fromkeys(OUTCOMES, 0.0)
     for line in text.splitlines():
-        if f'model="{model}"' not in line:
-            continue
-        value = float(line.rsplit(" ", 1)[1])
-        if line.startswith("digits_shadow_batches_total{"):
-            counts[line.split('outcome="', 1)[1].split('"', 1)[0]] += value
-        elif line.startswith("digits_compute_seconds_sum{") and 'version="2"' in line:
-            counts["served_s"] += value
-        elif line.startswith("digits_shadow_compute_seconds_sum{"):
-            counts["shadow_s"] += value
+        if line.startswith("digits_shadow_batches_total{") and f'model="{model}"' in line:
+            counts[line.split('outcome="', 1)[1].split('"', 1)[0]] += float(line.rsplit(" ", 1)[1])
     return counts
 
 
-def realized_cost(served_on_s: float, before: dict[str, float], after: dict[str, float]) -> float:
-    """(served + shadow compute) / served compute over the rounds with the shadow on."""
-    shadow = after["shadow_s"] - before["shadow_s"]
-    return 1 + shadow / served_on_s if served_on_s else float("nan")
+class CpuPerRequest:
+    """Server CPU seconds (all threads) per answered request, with the shadow on and off."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.cpu = {False: 0.0, True: 0.0}
+        self.requests = {False: 0, True: 0}
+        self._start = 0.0
+
+    def start(self) -> None:
+        """Mark the start of a round."""
+        self._start = cpu_seconds(self._pid)
+
+    def stop(self, state: bool, requests: int) -> None:
+        """Book the round's CPU and ``requests`` under ``state`` (shadow on or off)."""
+        self.cpu[state] += cpu_seconds(self._pid) - self._start
+        self.requests[state] += requests
+
+    def us(self, state: bool) -> float:
+        """Microseconds of server CPU per request."""
+        return 1e6 * self.cpu[state] / max(1, self.requests[state])
 
 
 def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
@@ -210,7 +220,7 @@ def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
 def c1_ms(stub: digits_pb2_grpc.DigitClassifierStub, model: str, calls: int) -> list[float]:
     image = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
     message = request(image, model)
-    for _ in range(20):
+    for _ in range(C1_WARMUP):
         stub.Classify(message, timeout=30)
     times = []
     for _ in range(calls):
@@ -267,7 +277,7 @@ def server_part(
             )
             print(
                 f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} "
-                f"{'computed/offered':>16s} {'cost':>5s}"
+                f"{'computed/offered':>16s} {'CPU us/request off':>18s} {'on':>7s}"
             )
             with grpc.insecure_channel(server.grpc_address) as channel:
                 stub = digits_pb2_grpc.DigitClassifierStub(channel)
@@ -275,29 +285,28 @@ def server_part(
                     off: list[float] = []
                     on: list[float] = []
                     before = scrape(metrics, model)
-                    served_on = 0.0
+                    cpu = CpuPerRequest(server.pid)
                     for r in range(rounds):
                         for state in (False, True) if r % 2 == 0 else (True, False):
                             policy(http, model, state)
-                            start = scrape(metrics, model)["served_s"]
+                            cpu.start()
                             (on if state else off).extend(c1_ms(stub, model, calls))
-                            if state:
-                                served_on += scrape(metrics, model)["served_s"] - start
+                            cpu.stop(state, calls + C1_WARMUP)
                     policy(http, model, False)
                     after = scrape(metrics, model)
                     computed = after["computed"] - before["computed"]
                     offered = sum(after[o] - before[o] for o in OUTCOMES)
-                    cost = realized_cost(served_on, before, after)
                     p_off, p_on = statistics.median(off), statistics.median(on)
                     rows[f"{model}/c1/f{fraction}"] = {
                         "off_p50_ms": p_off,
                         "on_p50_ms": p_on,
                         "computed_share": computed / offered if offered else 0.0,
-                        "realized_cost": cost,
+                        "cpu_us_per_request_off": cpu.us(False),
+                        "cpu_us_per_request_on": cpu.us(True),
                     }
                     print(
                         f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} "
-                        f"{computed:5.0f}/{offered:<5.0f} {cost:5.2f}x"
+                        f"{computed:5.0f}/{offered:<5.0f} {cpu.us(False):7.0f} {cpu.us(True):7.0f}"
                     )
             print(
                 f"\n3. c=64 for {seconds:.0f}s per round, --shadow-fraction {fraction}: "
@@ -305,23 +314,21 @@ def server_part(
             )
             print(
                 f"{'model':8s} {'off img/s':>10s} {'on img/s':>9s} {'offered':>8s} "
-                f"{'dropped':>8s} {'share':>6s} {'cost':>5s}"
+                f"{'dropped':>8s} {'share':>6s} {'CPU us/req off':>14s} {'on':>7s}"
             )
             for model in MODELS:
                 rates: dict[bool, list[float]] = {False: [], True: []}
                 before = scrape(metrics, model)
-                served_on = 0.0
+                cpu = CpuPerRequest(server.pid)
                 for r in range(max(2, rounds // 2)):
                     for state in (False, True) if r % 2 == 0 else (True, False):
                         policy(http, model, state)
-                        start = scrape(metrics, model)["served_s"]
+                        cpu.start()
                         done = asyncio.run(load(server.grpc_address, model, seconds))
+                        cpu.stop(state, done)
                         rates[state].append(done / seconds)
-                        if state:
-                            served_on += scrape(metrics, model)["served_s"] - start
                 policy(http, model, False)
                 after = scrape(metrics, model)
-                cost = realized_cost(served_on, before, after)
                 delta = {o: after[o] - before[o] for o in OUTCOMES}
                 offered = sum(delta.values())
                 dropped = delta["dropped_queued"] + delta["dropped_busy"]
@@ -333,12 +340,13 @@ def server_part(
                     "on_images_per_s": on_rate,
                     "offered_batches": offered,
                     "dropped_share": share,
-                    "realized_cost": cost,
+                    "cpu_us_per_request_off": cpu.us(False),
+                    "cpu_us_per_request_on": cpu.us(True),
                     **{f"batches_{o}": v for o, v in delta.items()},
                 }
                 print(
                     f"{model:8s} {off_rate:10.0f} {on_rate:9.0f} {offered:8.0f} "
-                    f"{dropped:8.0f} {100 * share:5.1f}% {cost:5.2f}x"
+                    f"{dropped:8.0f} {100 * share:5.1f}% {cpu.us(False):7.0f} {cpu.us(True):7.0f}"
                 )
         finally:
             server.close()
