@@ -17,6 +17,9 @@ changes affects both sides alike; compare only numbers from one run:
 3. c=64 for ``--load-seconds`` with the shadow set: the share of offered batches the candidate
    dropped (requests queued, or its previous batch still computing), and images/s with and
    without the shadow; at both fractions.
+
+Parts 2 and 3 also print the server's CPU time (all threads, /proc) per answered request with
+the shadow off and on: what the shadow really cost, drops and sampling included.
 """
 
 from __future__ import annotations
@@ -43,7 +46,7 @@ import onnx
 import onnxruntime as ort
 from onnx import compose, helper
 
-from bench.host import ROOT
+from bench.host import ROOT, cpu_seconds
 from clients.server_process import ServerProcess, serve_argv
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
@@ -54,6 +57,7 @@ SHIPPED = ROOT / "model_repository"
 # model -> the shipped version served and shadowed (the candidate: the same file again).
 MODELS = {"cnn": "1", "robust": "2"}
 BATCHES = (1, 64)
+C1_WARMUP = 20
 OUTCOMES = ("computed", "dropped_queued", "dropped_busy", "not_sampled", "failed")
 
 
@@ -174,16 +178,38 @@ def policy(http: str, model: str, on: bool) -> None:
         response.read()
 
 
-def shadow_batches(metrics_url: str, model: str) -> dict[str, float]:
+def scrape(metrics_url: str, model: str) -> dict[str, float]:
     """digits_shadow_batches_total of ``model`` by outcome, from /metrics."""
     with urllib.request.urlopen(metrics_url, timeout=10) as response:
         text = response.read().decode()
     counts = dict.fromkeys(OUTCOMES, 0.0)
     for line in text.splitlines():
         if line.startswith("digits_shadow_batches_total{") and f'model="{model}"' in line:
-            outcome = line.split('outcome="', 1)[1].split('"', 1)[0]
-            counts[outcome] += float(line.rsplit(" ", 1)[1])
+            counts[line.split('outcome="', 1)[1].split('"', 1)[0]] += float(line.rsplit(" ", 1)[1])
     return counts
+
+
+class CpuPerRequest:
+    """Server CPU seconds (all threads) per answered request, with the shadow on and off."""
+
+    def __init__(self, pid: int) -> None:
+        self._pid = pid
+        self.cpu = {False: 0.0, True: 0.0}
+        self.requests = {False: 0, True: 0}
+        self._start = 0.0
+
+    def start(self) -> None:
+        """Mark the start of a round."""
+        self._start = cpu_seconds(self._pid)
+
+    def stop(self, state: bool, requests: int) -> None:
+        """Book the round's CPU and ``requests`` under ``state`` (shadow on or off)."""
+        self.cpu[state] += cpu_seconds(self._pid) - self._start
+        self.requests[state] += requests
+
+    def us(self, state: bool) -> float:
+        """Microseconds of server CPU per request."""
+        return 1e6 * self.cpu[state] / max(1, self.requests[state])
 
 
 def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
@@ -194,7 +220,7 @@ def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
 def c1_ms(stub: digits_pb2_grpc.DigitClassifierStub, model: str, calls: int) -> list[float]:
     image = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
     message = request(image, model)
-    for _ in range(20):
+    for _ in range(C1_WARMUP):
         stub.Classify(message, timeout=30)
     times = []
     for _ in range(calls):
@@ -249,23 +275,38 @@ def server_part(
             print(
                 f"\n2. c=1 typed Classify p50 (ms), shadow off / on, --shadow-fraction {fraction}"
             )
-            print(f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} {'computed':>9s}")
+            print(
+                f"{'model':8s} {'off p50':>8s} {'on p50':>8s} {'delta':>7s} "
+                f"{'computed/offered':>16s} {'CPU us/request off':>18s} {'on':>7s}"
+            )
             with grpc.insecure_channel(server.grpc_address) as channel:
                 stub = digits_pb2_grpc.DigitClassifierStub(channel)
                 for model in MODELS:
                     off: list[float] = []
                     on: list[float] = []
-                    before = shadow_batches(metrics, model)["computed"]
+                    before = scrape(metrics, model)
+                    cpu = CpuPerRequest(server.pid)
                     for r in range(rounds):
                         for state in (False, True) if r % 2 == 0 else (True, False):
                             policy(http, model, state)
+                            cpu.start()
                             (on if state else off).extend(c1_ms(stub, model, calls))
-                    computed = shadow_batches(metrics, model)["computed"] - before
+                            cpu.stop(state, calls + C1_WARMUP)
                     policy(http, model, False)
+                    after = scrape(metrics, model)
+                    computed = after["computed"] - before["computed"]
+                    offered = sum(after[o] - before[o] for o in OUTCOMES)
                     p_off, p_on = statistics.median(off), statistics.median(on)
-                    rows[f"{model}/c1/f{fraction}"] = {"off_p50_ms": p_off, "on_p50_ms": p_on}
+                    rows[f"{model}/c1/f{fraction}"] = {
+                        "off_p50_ms": p_off,
+                        "on_p50_ms": p_on,
+                        "computed_share": computed / offered if offered else 0.0,
+                        "cpu_us_per_request_off": cpu.us(False),
+                        "cpu_us_per_request_on": cpu.us(True),
+                    }
                     print(
-                        f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} {computed:9.0f}"
+                        f"{model:8s} {p_off:8.3f} {p_on:8.3f} {p_on - p_off:+7.3f} "
+                        f"{computed:5.0f}/{offered:<5.0f} {cpu.us(False):7.0f} {cpu.us(True):7.0f}"
                     )
             print(
                 f"\n3. c=64 for {seconds:.0f}s per round, --shadow-fraction {fraction}: "
@@ -273,18 +314,21 @@ def server_part(
             )
             print(
                 f"{'model':8s} {'off img/s':>10s} {'on img/s':>9s} {'offered':>8s} "
-                f"{'dropped':>8s} {'share':>6s}"
+                f"{'dropped':>8s} {'share':>6s} {'CPU us/req off':>14s} {'on':>7s}"
             )
             for model in MODELS:
                 rates: dict[bool, list[float]] = {False: [], True: []}
-                before = shadow_batches(metrics, model)
+                before = scrape(metrics, model)
+                cpu = CpuPerRequest(server.pid)
                 for r in range(max(2, rounds // 2)):
                     for state in (False, True) if r % 2 == 0 else (True, False):
                         policy(http, model, state)
+                        cpu.start()
                         done = asyncio.run(load(server.grpc_address, model, seconds))
+                        cpu.stop(state, done)
                         rates[state].append(done / seconds)
                 policy(http, model, False)
-                after = shadow_batches(metrics, model)
+                after = scrape(metrics, model)
                 delta = {o: after[o] - before[o] for o in OUTCOMES}
                 offered = sum(delta.values())
                 dropped = delta["dropped_queued"] + delta["dropped_busy"]
@@ -296,11 +340,13 @@ def server_part(
                     "on_images_per_s": on_rate,
                     "offered_batches": offered,
                     "dropped_share": share,
+                    "cpu_us_per_request_off": cpu.us(False),
+                    "cpu_us_per_request_on": cpu.us(True),
                     **{f"batches_{o}": v for o, v in delta.items()},
                 }
                 print(
                     f"{model:8s} {off_rate:10.0f} {on_rate:9.0f} {offered:8.0f} "
-                    f"{dropped:8.0f} {100 * share:5.1f}%"
+                    f"{dropped:8.0f} {100 * share:5.1f}% {cpu.us(False):7.0f} {cpu.us(True):7.0f}"
                 )
         finally:
             server.close()

@@ -22,7 +22,7 @@ from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.predictions import probabilities_of
 from serving.reading import ReadResult, check_reads_digits, read_result
-from serving.registry import LoadedVersion, ModelRegistry
+from serving.registry import LoadedVersion, ModelRegistry, Selection
 from serving.repository.manager import RepositoryManager
 from serving.repository.policy import ServingPolicy
 from serving.request_context import note_model
@@ -506,6 +506,8 @@ class DataPlane:
     def _serving_roles(self, name: str) -> tuple[tuple[str, str], ...]:
         state = self._registry.models[name]
         selection, answering = state.selection, state.answering
+        if selection == Selection():
+            return ()  # no serving.json choices: the newest answers, as always
         roles = (
             ("served_version", answering.version if answering is not None else ""),
             ("shadow_version", selection.shadow.version if selection.shadow is not None else ""),

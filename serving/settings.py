@@ -305,7 +305,7 @@ class Settings:
         ),
     )
     shadow_fraction: float = field(
-        default=0.4,
+        default=0.3,
         metadata=_opt(
             "share of the served version's batches the shadow candidate computes (besides "
             "dropping batches under load): bounds its mean cost (docs/design.md)",

@@ -185,7 +185,7 @@ class WorkerLink:
             if action == "load":
                 await manager.sync(only=model, force=True)
             elif action == "policy":  # serving.json changed: read it again (shadow, promote)
-                manager.forget_override(model)
+                manager.policies.forget_override(model)
                 await manager.sync(only=model)
             else:
                 await manager.unload(model)

@@ -89,14 +89,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     tune = parser.add_argument_group(
         "fine-tuning",
-        "--fine-tune MODEL trains the latest published version of MODEL further on the stored "
-        "feedback and publishes it only if it passes the promotion gate (see docs/models.md)",
+        "--fine-tune MODEL trains the served version of MODEL further on the stored feedback and "
+        "publishes it, as the shadow of the served version, only if it passes the promotion "
+        "gate (see docs/models.md)",
     )
     what.add_argument(
         "--fine-tune",
         choices=list(MODELS),
         metavar="MODEL",
-        help="fine-tune the latest published version of MODEL on the stored feedback "
+        help="fine-tune the served version of MODEL on the stored feedback "
         "(see the fine-tuning options)",
     )
     tune.add_argument(
@@ -117,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=_positive_int,
         default=1,
         help="score every N-th real-handwriting image (default 1: all 2,000)",
+    )
+    tune.add_argument(
+        "--serve-at-once",
+        action="store_true",
+        help="serve a version that passes at once (serving.json served: it, previous: the "
+        "version it replaces) instead of trying it as the shadow of the served version",
     )
     return parser
 

@@ -23,9 +23,10 @@ from serving.model_format import ModelManifest
 from serving.registry import LoadedVersion, ModelRegistry, ModelState, Selection
 from serving.repository.layout import VersionDir, scan
 from serving.repository.policy import PolicyError, ServingPolicy, read_policy, write_policy
+from serving.repository.selection import PolicyKeeper, roles_of
 from serving.runtime.onnx import OnnxModel, RuntimeConfig
 from serving.shadow.rollout import check_applied, plan
-from serving.shadow.runner import Shadowing, compatible
+from serving.shadow.runner import Shadowing
 from serving.statistics import VersionStats
 
 log = logging.getLogger(__name__)
@@ -61,15 +62,8 @@ class RepositoryManager:
         self._on_change = on_change or (lambda: None)
         self._lock = asyncio.Lock()
         self._closing: set[asyncio.Task] = set()
-        self.shadowing = shadowing
-        # --shadow MODEL:VERSION: in memory only, over the file's shadow until a repository
-        # call changes that model's policy or the file's shadow changes (value: the
-        # override, and the file's shadow when it was first applied).
-        self._overrides: dict[str, tuple[str, str | None | bool]] = {
-            name: (version, False) for name, version in (shadow_overrides or {}).items()
-        }
-        # The last serving.json read well, per model: a malformed one changes nothing.
-        self._policies: dict[str, ServingPolicy] = {}
+        # serving.json as applied (pin, shadow, previous) and the --shadow overrides.
+        self.policies = PolicyKeeper(root, shadow_overrides or {}, shadowing)
 
     async def sync(self, only: str | None = None, force: bool = False) -> None:
         """Bring loaded versions in line with disk (all models, or just ``only``).
@@ -97,7 +91,7 @@ class RepositoryManager:
                 state.last_error = f"{self.root / name} is gone from disk; serving loaded copy"
 
     async def _sync_model(self, state: ModelState, disk: list[VersionDir]) -> None:
-        policy = await self._read_policy(state)
+        policy = await self.policies.read(state)
         pinned = policy.pinned()
         loaded = {v.version: v for v in state.versions}
         wanted: list[LoadedVersion] = []
@@ -146,7 +140,7 @@ class RepositoryManager:
         old = state.versions
         state.versions = new
         # Same event-loop step as the versions: no request sees one without the other.
-        self._select(state, policy)
+        self.policies.select(state, policy)
         for gone in old:
             if gone not in new:
                 self._retire(gone)
@@ -160,73 +154,6 @@ class RepositoryManager:
                 new[0].model.provider,
             )
         self._on_change()
-
-    async def _read_policy(self, state: ModelState) -> ServingPolicy:
-        """serving.json with the --shadow override; the last good one when it is malformed."""
-        name = state.name
-        try:
-            policy = await asyncio.to_thread(read_policy, self.root / name)
-        except PolicyError as exc:
-            policy = self._policies.get(name, ServingPolicy())
-            note = f"serving.json ignored, kept the last good policy: {exc}"
-            if state.policy_note != note:
-                log.error("%s: %s", name, note)
-            state.policy_note = note
-        else:
-            self._policies[name] = policy
-            state.policy_note = ""
-        override = self._overrides.get(name)
-        if override is not None:
-            version, seen = override
-            if seen is False:  # first read: remember the file's shadow it overrides
-                self._overrides[name] = (version, policy.shadow)
-            elif seen != policy.shadow:  # the file's shadow changed: it rules again
-                del self._overrides[name]
-                return policy
-            policy = ServingPolicy(policy.served, version, policy.previous)
-        return policy
-
-    def _select(self, state: ModelState, policy: ServingPolicy) -> None:
-        """Apply ``policy`` to the loaded versions; what cannot apply is said in the note."""
-        loaded = {v.version: v for v in state.versions}
-        notes = [state.policy_note] if state.policy_note.startswith("serving.json") else []
-        served = None
-        if policy.served is not None:
-            served = loaded.get(policy.served)
-            if served is None:
-                notes.append(
-                    f"served version {policy.served} is {self._absence(state, policy.served)}; "
-                    "the newest good version answers"
-                )
-        answering = served or (state.versions[0] if state.versions else None)
-        shadow = None
-        if policy.shadow is not None and answering is not None:
-            shadow = loaded.get(policy.shadow)
-            why = "" if shadow is not None else self._absence(state, policy.shadow)
-            if shadow is answering:
-                why = "the version that answers"
-            elif shadow is not None:
-                why = compatible(answering, shadow)
-            if why:
-                notes.append(f"shadow version {policy.shadow} is {why}; no shadow runs")
-                shadow = None
-        state.selection = Selection(served, shadow, policy.previous)
-        note = "; ".join(notes)
-        if note and note != state.policy_note:
-            log.warning("%s: %s", state.name, note)
-        state.policy_note = note
-        if self.shadowing is not None:
-            self.shadowing.attach(state)
-
-    @staticmethod
-    def _absence(state: ModelState, version: str) -> str:
-        if version in state.failed:
-            return f"not loaded (failed its checks: {state.last_error})"
-        return "not loaded (not in the repository)"
-
-    def forget_override(self, name: str) -> None:
-        """A repository call changed ``name``'s policy: --shadow no longer applies to it."""
-        self._overrides.pop(name, None)
 
     async def change_policy(self, name: str, action: str, version: str = "") -> ServingPolicy:
         """Apply a shadow / unshadow / promote / rollback (serving/shadow/rollout.py) here:
@@ -243,7 +170,7 @@ class RepositoryManager:
                 before: ServingPolicy | None = await asyncio.to_thread(read_policy, model_dir)
             except PolicyError:
                 before = None  # malformed: a change replaces it
-            current = await self._read_policy(state)
+            current = await self.policies.read(state)
             answering = state.answering
             wanted = plan(
                 action,
@@ -254,7 +181,7 @@ class RepositoryManager:
                 version,
             )
             await asyncio.to_thread(write_policy, model_dir, wanted)
-            self.forget_override(name)
+            self.policies.forget_override(name)
             await self._sync_locked(only=name)
             selection = state.selection
             try:
@@ -332,7 +259,7 @@ class RepositoryManager:
             state = self.registry.models.get(name) or ModelState(name)
             loaded = set(state.version_names())
             versions = {v.version for v in on_disk.get(name, [])} | loaded
-            roles = self._roles(state)
+            roles = roles_of(state)
             note = f" ({state.policy_note})" if state.policy_note else ""
             for version in sorted(versions, key=int):
                 if version in loaded:
@@ -353,23 +280,6 @@ class RepositoryManager:
                         )
                     )
         return rows
-
-    @staticmethod
-    def _roles(state: ModelState) -> dict[str, str]:
-        """version -> what serving.json makes of it (index reasons of READY versions)."""
-        roles: dict[str, str] = {}
-        selection = state.selection
-        if selection == Selection():
-            return roles  # no serving.json choices: the newest answers, as always
-        if selection.previous is not None:
-            roles[selection.previous] = "previous (rollback target)"
-        if selection.shadow is not None:
-            roles[selection.shadow.version] = "shadow (computes beside the served version)"
-        answering = state.answering
-        if answering is not None:
-            pinned = " (pinned)" if selection.served is not None else " (newest)"
-            roles[answering.version] = "served" + pinned
-        return roles
 
     async def poll_forever(self, interval: float) -> None:
         """Re-scan every ``interval`` seconds until cancelled; errors never stop it."""

@@ -1,12 +1,12 @@
 """The candidate computes the answering version's batches after their answers went out.
 
 The answering version's batcher calls :class:`ShadowRunner` (its ``after_batch`` hook) with a
-computed batch's requests and output rows. The runner hands the same images to the compute
-pool for the candidate's session and compares labels when it returns; the answer's latency
-is untouched apart from sharing the CPU. The extra cost is bounded: at most one shadow batch
-per model computes at a time, a batch is dropped (and counted) while requests wait for the
-answering version or the previous shadow batch still runs, and ``--shadow-fraction`` samples
-which of the remaining batches the candidate computes.
+computed batch's requests and output rows. The runner hands the same images to one shadow
+thread at the lowest CPU priority for the candidate's session and compares labels when it
+returns; the answer's latency is untouched apart from sharing the CPU. The extra cost is
+bounded: at most one shadow batch per model computes at a time, a batch is dropped (and
+counted) while requests wait for the answering version or the previous shadow batch still
+runs, and ``--shadow-fraction`` samples which of the remaining batches the candidate computes.
 """
 
 from __future__ import annotations
@@ -72,7 +72,7 @@ class ShadowRunner:
         self._compute = compute
         self._answers = answers
         self._fraction = fraction
-        # Sampling by accumulated credit: fraction 0.5 computes every other batch, exactly.
+        # Sampling by accumulated credit: fraction 0.5 offers every other batch, exactly.
         self._credit = 0.0
         self._inflight = False
         key = (served.name, served.version, candidate.version)

@@ -42,6 +42,7 @@ def run_fine_tune(args: argparse.Namespace) -> int:
         seed=args.seed if args.seed is not None else FineTuneOptions.seed,
         test_subset=args.test_subset,
         handwriting_stride=args.handwriting_stride,
+        serve_at_once=args.serve_at_once,
         verbose=0 if args.quiet else (1 if sys.stderr.isatty() else 2),
     )
     try:
@@ -58,5 +59,10 @@ def run_fine_tune(args: argparse.Namespace) -> int:
             f"{', '.join(result.failed)}; it is kept in {result.run_dir} with its report"
         )
         return 1
-    print(f"digits-train: {args.fine_tune}: published {result.published}", flush=True)
+    role = "served at once" if args.serve_at_once else f"the shadow of v{result.served.name}"
+    print(
+        f"digits-train: {args.fine_tune}: published {result.published} ({role}; compared "
+        f"against v{result.served.name})",
+        flush=True,
+    )
     return 0

@@ -20,9 +20,16 @@ from pathlib import Path
 __all__ = ["main", "send_with_feedback"]
 
 
-def send_with_feedback(base_url: str, photos: Path, model: str) -> tuple[int, int]:
+def send_with_feedback(
+    base_url: str, photos: Path, model: str, unread: list[str] | None = None
+) -> tuple[int, int]:
     """Classify every single-digit photo in ``photos`` and send its true label as feedback;
-    returns (photos sent, corrections)."""
+    returns (photos sent, corrections).
+
+    A photo the server refuses to read (HTTP 400, e.g. "no digit found") stops the run,
+    unless ``unread`` is given: then its file is appended there and it is skipped, as a
+    person would give up on it (there is no answer to correct).
+    """
     from evaluation.client import HttpApi
     from evaluation.dataset import read_labels
 
@@ -31,6 +38,9 @@ def send_with_feedback(base_url: str, photos: Path, model: str) -> tuple[int, in
     sent = corrections = 0
     for item in labels["singles"]:
         answer = api.classify((photos / item["file"]).read_bytes(), model)
+        if answer.status == 400 and unread is not None:
+            unread.append(item["file"])
+            continue
         if answer.status != 200:
             raise RuntimeError(f"{item['file']}: HTTP {answer.status}: {answer.error}")
         reply = api.request(
@@ -67,11 +77,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_server = serve_argv(repo, "--feedback-db", url, "--log-level", "warning")
     started = time.perf_counter()
     with running_server(argv_server, name="condition server") as server:
+        unread: list[str] = []
         sent, corrections = send_with_feedback(
-            f"http://127.0.0.1:{server.ports.http}", args.photos, args.model
+            f"http://127.0.0.1:{server.ports.http}", args.photos, args.model, unread
         )
     print(
-        f"condition: {sent} photos sent, {corrections} corrected, "
+        f"condition: {sent} photos sent, {corrections} corrected, {len(unread)} not read by "
+        "the server (skipped), "
         f"{time.perf_counter() - started:.0f} s",
         flush=True,
     )

@@ -14,6 +14,7 @@ __all__ = [
     "FeedbackSplit",
     "NotEnoughFeedback",
     "load_feedback",
+    "replay_images",
     "replay_mix",
     "split_by_time",
 ]
@@ -108,9 +109,18 @@ def replay_mix(
     Returns (images float32 [N,28,28], digit labels, MNIST images used).
     """
     rng = np.random.default_rng(seed)
+    replay_x, replay_y = replay_images(split, mnist, rng, ratio)
+    x = np.concatenate([split.train_images, replay_x])
+    y = np.concatenate([split.train_labels, replay_y])
+    order = rng.permutation(len(y))
+    return x[order], y[order], len(replay_y)
+
+
+def replay_images(
+    split: FeedbackSplit, mnist: Mnist, rng: np.random.Generator, ratio: int = REPLAY_RATIO
+) -> tuple[np.ndarray, np.ndarray]:
+    """``ratio`` random MNIST training images per training feedback image (float32 [N,28,28]
+    in [0,1], digit labels), drawn without replacement."""
     n_mnist = min(len(mnist.x_train), ratio * len(split.train_labels))
     pick = rng.choice(len(mnist.x_train), n_mnist, replace=False)
-    x = np.concatenate([split.train_images, to_float(mnist.x_train[pick])])
-    y = np.concatenate([split.train_labels, mnist.y_train[pick].astype(np.int64)])
-    order = rng.permutation(len(y))
-    return x[order], y[order], n_mnist
+    return to_float(mnist.x_train[pick]), mnist.y_train[pick].astype(np.int64)

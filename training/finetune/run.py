@@ -1,9 +1,11 @@
 """One fine-tune: served version -> feedback + replay -> ONNX gate -> promotion gate -> publish.
 
-The run is assembled in ``runs/<model>/finetune-<time>/`` (model.keras, model.onnx, the
-report). Only when every promotion rule passes is it copied into a staging directory of the
-repository and published as the next version, atomically (training.publish); a refused
-candidate stays in its run folder, its report naming the rule it failed.
+The run starts from the version that is served (serving.json's ``served`` if pinned, else the
+newest) and is compared against it. It is assembled in ``runs/<model>/finetune-<time>/``
+(model.keras, model.onnx, the report). Only when every promotion rule passes is it copied into
+a staging directory of the repository and published as the next version, atomically
+(training.publish), as a candidate tried beside the served version (training.finetune.candidate);
+a refused candidate stays in its run folder, its report naming the rule it failed.
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from serving.repository.policy import POLICY_FILE, ServingPolicy
 from training.export import OPSET, GateReport, export_onnx, run_gate
-from training.finetune.data import REPLAY_RATIO, load_feedback, replay_mix, split_by_time
+from training.finetune.batches import mixed_batches
+from training.finetune.candidate import ServedChanged, publish_candidate, served_version
+from training.finetune.data import (
+    REPLAY_RATIO,
+    FeedbackSplit,
+    load_feedback,
+    replay_images,
+    replay_mix,
+    split_by_time,
+)
 from training.finetune.gate import Check, promotion_gate
 from training.finetune.report import REPORT_JSON, REPORT_PNG, REPORT_TEXT, write_report
 from training.finetune.sets import handwriting_images, score
@@ -29,7 +41,6 @@ from training.publish import (
     KERAS_FILE,
     MODEL_FILE,
     commit_gated,
-    existing_versions,
     staging,
 )
 
@@ -46,6 +57,9 @@ FINE_TUNE_EPOCHS = 3
 # Fine-tuning starts from trained weights: a tenth of the model's own learning rate moves
 # them towards the feedback without undoing what they learnt.
 FINE_TUNE_LR_FACTOR = 0.1
+# How often the promotion gate is re-run when another version became the served one while the
+# candidate was built (each time against the version served then).
+_RESCORE_ATTEMPTS = 3
 
 
 class FineTuneError(RuntimeError):
@@ -67,6 +81,7 @@ class FineTuneOptions:
     seed: int = 42
     test_subset: int | None = None  # MNIST test images scored (default all 10,000)
     handwriting_stride: int = 1  # every n-th real-handwriting image (default all 2,000)
+    serve_at_once: bool = False  # serve the new version at once instead of as the shadow
     verbose: int = 2
 
 
@@ -75,11 +90,12 @@ class FineTuneResult:
     """Where the candidate went and why."""
 
     run_dir: Path
-    served: Path
+    served: Path  # the version the candidate was compared against
     checks: list[Check]
     gate: GateReport
     published: Path | None = None
     reports: list[Path] = field(default_factory=list)
+    policy: dict[str, str | None] | None = None  # serving.json as written after publishing
 
     @property
     def failed(self) -> list[str]:
@@ -92,10 +108,12 @@ def _say(message: str) -> None:
 
 
 def _served_version(repository: Path, name: str) -> Path:
-    versions = existing_versions(repository / name)
-    if not versions:
+    version = served_version(repository / name)
+    if version is None:
         raise FineTuneError(f"no published version of {name!r} under {repository}")
-    served = repository / name / str(versions[-1])
+    served = repository / name / version
+    if not (served / MODEL_FILE).is_file():
+        raise FineTuneError(f"{served}: the served version has no {MODEL_FILE}")
     if not (served / KERAS_FILE).is_file():
         raise FineTuneError(
             f"{served} has no {KERAS_FILE} to start from; rebuild it from its ONNX file with "
@@ -105,12 +123,29 @@ def _served_version(repository: Path, name: str) -> Path:
 
 
 def _train(
-    spec: ModelSpec, served: Path, config: TrainConfig, x: np.ndarray, y: np.ndarray, verbose: int
-) -> tuple[Any, dict[str, list[float]]]:
+    spec: ModelSpec,
+    served: Path,
+    config: TrainConfig,
+    split: FeedbackSplit,
+    data: Mnist,
+    verbose: int,
+) -> tuple[Any, dict[str, list[float]], int]:
+    """The fine-tuned Keras model, its history and the MNIST replay images used."""
     import keras
 
-    from training.train import augmented_dataset, set_seeds
+    from training.train import set_seeds
 
+    if config.augment:
+        replay_x, replay_y = replay_images(split, data, np.random.default_rng(config.seed))
+        # Built before the global seed is set: the same batches as the measured runs.
+        batches = mixed_batches(
+            split.train_images,
+            spec.targets(split.train_labels),
+            replay_x,
+            spec.targets(replay_y),
+            config,
+            REPLAY_RATIO,
+        )
     set_seeds(config.seed)
     model = keras.models.load_model(served / KERAS_FILE, compile=False)
     # Batch norm keeps the served statistics: a few hundred feedback images per batch mix
@@ -120,24 +155,20 @@ def _train(
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.trainable = False
     compile_model(model, config, spec.output_kind)
-    targets = spec.targets(y)
-    if config.augment or config.augment_shift:
-        history = model.fit(
-            augmented_dataset(x, targets, config),
-            epochs=config.epochs,
-            shuffle=False,  # the dataset shuffles itself
-            verbose=verbose,
-        )
+    if config.augment:
+        history = model.fit(batches, epochs=config.epochs, shuffle=False, verbose=verbose)
+        n_replay = len(replay_y)
     else:
+        x, y, n_replay = replay_mix(split, data, config.seed)
         history = model.fit(
             x,
-            targets,
+            spec.targets(y),
             epochs=config.epochs,
             batch_size=config.batch_size,
             shuffle=True,
             verbose=verbose,
         )
-    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}
+    return model, {k: [float(v) for v in vals] for k, vals in history.history.items()}, n_replay
 
 
 def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
@@ -153,7 +184,6 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
     served = _served_version(options.repository, spec.name)
     images, labels, corrected, _ = load_feedback(options.feedback_url, spec.name, spec.labels)
     split = split_by_time(images, labels, corrected, options.min_feedback)
-    x, y, n_mnist = replay_mix(split, data, options.seed)
     config = spec.config.replace(
         epochs=options.epochs,
         batch_size=options.batch_size,
@@ -162,11 +192,11 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
     )
     _say(
         f"{spec.name} from {served}: {len(split.train_labels)} feedback images to train on "
-        f"+ {n_mnist} MNIST replay images (1:{REPLAY_RATIO}), {len(split.held_out_labels)} "
+        f"+ {REPLAY_RATIO}x as many MNIST replay images, {len(split.held_out_labels)} "
         f"newest held out; {config.epochs} epochs, lr {config.learning_rate:g}"
-        + (f", {config.augment} augmentation" if config.augment else "")
+        + (f", {config.augment} augmentation of the replay" if config.augment else "")
     )
-    model, history = _train(spec, served, config, x, y, options.verbose)
+    model, history, n_mnist = _train(spec, served, config, split, data, options.verbose)
     train_seconds = time.perf_counter() - started
 
     n_test = len(data.x_test) if options.test_subset is None else options.test_subset
@@ -180,48 +210,26 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
     )
     model.save(run_dir / KERAS_FILE)
 
-    _say("scoring the served version and the candidate on the same images")
     hw_images, hw_labels = handwriting_images(options.handwriting_stride)
-    sets = [
-        score("MNIST test", x_test, y_test, served / MODEL_FILE, onnx_path),
-        score(
-            "held-out feedback",
-            split.held_out_images,
-            split.held_out_labels,
-            served / MODEL_FILE,
-            onnx_path,
-        ),
-        score("real handwriting", hw_images, hw_labels, served / MODEL_FILE, onnx_path),
-    ]
-    checks = promotion_gate(*sets)
-    passed = all(c.passed for c in checks)
+    eval_sets = {
+        "MNIST test": (x_test, y_test),
+        "held-out feedback": (split.held_out_images, split.held_out_labels),
+        "real handwriting": (hw_images, hw_labels),
+    }
     facts: dict[str, Any] = {
-        "served version": f"{spec.name}/{served.name}",
         "feedback": _describe(options.feedback_url),
         "feedback records": f"{len(labels)} ({split.corrections} corrections, "
         f"{split.confirmations} confirmations)",
         "trained on": f"{len(split.train_labels)} older feedback images + {n_mnist} MNIST "
-        f"training images (replay 1:{REPLAY_RATIO})",
+        f"training images (replay 1:{REPLAY_RATIO}), starting from {spec.name}/{served.name}",
         "held out": f"the newest {len(split.held_out_labels)} records "
         f"({int(split.held_out_corrected.sum())} of them corrections), never trained on",
         "training": f"{config.epochs} epochs, {config.optimizer} lr {config.learning_rate:g}, "
-        f"batch {config.batch_size}, augmentation {config.augment or 'none'}, "
-        "batch-norm layers frozen",
+        f"batch {config.batch_size}, augmentation "
+        + (f"{config.augment} (replay, half the feedback), " if config.augment else "none, ")
+        + "batch-norm layers frozen",
         "training seconds": round(train_seconds, 1),
-        "outcome": "published"
-        if passed
-        else "refused: failed " + ", ".join(c.name for c in checks if not c.passed),
     }
-    title = f"fine-tune of {spec.name} v{served.name}: " + (
-        "passed the promotion gate" if passed else "REFUSED by the promotion gate"
-    )
-    reports = write_report(run_dir, title, sets, split.held_out_images, checks, facts)
-    _say(f"report in {run_dir / REPORT_TEXT}")
-    for check in checks:
-        _say(check.line())
-    if not passed:
-        return FineTuneResult(run_dir, served, checks, report, None, reports)
-
     training_info = {
         **config.as_dict(),
         "fine_tuned_from": f"{spec.name}/{served.name}",
@@ -233,15 +241,76 @@ def fine_tune(options: FineTuneOptions, data: Mnist) -> FineTuneResult:
         "train_seconds": round(train_seconds, 1),
         "test_images": n_test,
     }
+    compared = served
+    for _ in range(_RESCORE_ATTEMPTS):
+        _say(f"scoring the served version ({spec.name}/{compared.name}) and the candidate")
+        sets = [
+            score(name, x, t, compared / MODEL_FILE, onnx_path)
+            for name, (x, t) in eval_sets.items()
+        ]
+        checks = promotion_gate(*sets)
+        passed = all(c.passed for c in checks)
+        facts["compared against"] = f"{spec.name}/{compared.name}, the served version" + (
+            "" if compared == served else f" (v{served.name} was served when the run started)"
+        )
+        facts["outcome"] = (
+            ("published: served at once" if options.serve_at_once else "published as a "
+             f"candidate, tried as the shadow of {spec.name}/{compared.name}")
+            if passed
+            else "refused: failed " + ", ".join(c.name for c in checks if not c.passed)
+        )  # fmt: skip
+        title = f"fine-tune of {spec.name} v{compared.name}: " + (
+            "passed the promotion gate" if passed else "REFUSED by the promotion gate"
+        )
+        reports = write_report(run_dir, title, sets, split.held_out_images, checks, facts)
+        _say(f"report in {run_dir / REPORT_TEXT}")
+        for check in checks:
+            _say(check.line())
+        if not passed:
+            return FineTuneResult(run_dir, compared, checks, report, None, reports)
+        try:
+            info = {**training_info, "compared_against": f"{spec.name}/{compared.name}"}
+            final, policy = _publish(
+                options, spec, run_dir, report, info, checks, history, compared.name
+            )
+        except ServedChanged as exc:
+            _say(f"{exc}: scoring again")
+            compared = options.repository / spec.name / exc.served
+            continue
+        _say(f"published {final}; {POLICY_FILE}: {policy.to_json()}")
+        return FineTuneResult(
+            run_dir, compared, checks, report, final, reports, policy=policy.to_json()
+        )
+    raise FineTuneError(
+        f"the served version of {spec.name} kept changing while the candidate was scored; "
+        f"the candidate is kept in {run_dir}"
+    )
+
+
+def _publish(
+    options: FineTuneOptions,
+    spec: ModelSpec,
+    run_dir: Path,
+    report: GateReport,
+    training_info: dict[str, Any],
+    checks: list[Check],
+    history: dict[str, list[float]],
+    compared: str,
+) -> tuple[Path, ServingPolicy]:
+    """Stage the run's files and publish them as the next version (a candidate, see
+    training.finetune.candidate); ServedChanged when ``compared`` is no longer served."""
     with staging(options.repository, spec.name) as stage:
         for name in (MODEL_FILE, KERAS_FILE, REPORT_TEXT, REPORT_PNG, REPORT_JSON):
             shutil.copy2(run_dir / name, stage.path / name)
         metrics = {"promotion_gate": [c.as_dict() for c in checks], "history": history}
-        final = commit_gated(
-            stage, spec, report, training=training_info, metrics=metrics, opset=OPSET
+        return publish_candidate(
+            stage.model_dir,
+            compared,
+            lambda: commit_gated(
+                stage, spec, report, training=training_info, metrics=metrics, opset=OPSET
+            ),
+            serve_at_once=options.serve_at_once,
         )
-    _say(f"published {final}")
-    return FineTuneResult(run_dir, served, checks, report, final, reports)
 
 
 def _describe(url: str) -> str:

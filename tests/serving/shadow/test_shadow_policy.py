@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 
+import grpc
+
+from serving.api import open_inference_pb2 as pb
+from serving.api import open_inference_pb2_grpc
 from serving.feedback import cli
 from serving.repository.policy import ServingPolicy, read_policy, write_policy
 from tests.helpers.shadow import classify, digits, policy_call, post_json
@@ -77,11 +81,16 @@ def test_shadow_set_and_cleared_over_rest(start, repo):
     status, body = policy_call(server, "shadow", "1")
     assert (status, body["shadow"]) == (200, "1")
     assert config_parameters(server) == {"served_version": "2", "shadow_version": "1"}
+    with grpc.insecure_channel(server.address) as channel:
+        stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
+        config = stub.ModelConfig(pb.ModelConfigRequest(name="cnn")).config
+    grpc_parameters = {k: v.string_value for k, v in config.parameters.items() if k != "labels"}
+    assert grpc_parameters == {"served_version": "2", "shadow_version": "1"}
     assert index(server)["1"][1] == "shadow (computes beside the served version)"
     status, body = policy_call(server, "shadow", method="DELETE")
     assert (status, body["shadow"]) == (200, None)
     assert read_policy(repo / "cnn").shadow is None
-    assert config_parameters(server) == {"served_version": "2"}
+    assert config_parameters(server) == {}  # nothing chosen: the newest answers
 
 
 def test_refusals_are_clear(start, repo):

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -11,12 +12,13 @@ import pytest
 
 from serving.feedback.records import CORRECT, CORRECTED, NewFeedback
 from serving.feedback.store import open_store
+from serving.repository.policy import ServingPolicy, read_policy, write_policy
 from tests.helpers.http import http
 from tests.helpers.server_thread import ServerThread, loopback_settings
 from training.__main__ import main
 from training.finetune.report import REPORT_JSON, REPORT_PNG, REPORT_TEXT
 from training.mnist import Mnist, to_float
-from training.publish import existing_versions
+from training.publish import existing_versions, staging
 
 from .conftest import shifted
 
@@ -104,6 +106,8 @@ def test_corrections_through_the_server_are_learnt_and_published(
     assert manifest["training"]["fine_tuned_from"] == "softmax/1"
     assert manifest["training"]["feedback_train_images"] == 240
     assert manifest["training"]["mnist_replay_images"] == 960
+    # Published as a candidate: v1 still answers, v2 is tried beside it.
+    assert read_policy(repo / "softmax") == ServingPolicy(served="1", shadow="2")
 
 
 def _store(url: str, images: np.ndarray, labels: np.ndarray, predicted: np.ndarray) -> None:
@@ -135,6 +139,7 @@ def _served_labels(repo: Path, images: np.ndarray) -> np.ndarray:
 
 def _refused(repo: Path, runs: Path, rule: str) -> None:
     assert existing_versions(repo / "softmax") == [1]
+    assert not (repo / "softmax" / "serving.json").exists()  # nothing pinned for a refusal
     [run] = list((runs / "softmax").iterdir())
     text = (run / REPORT_TEXT).read_text()
     assert f"FAIL {rule}" in text and "REFUSED" in text
@@ -185,3 +190,63 @@ def test_fine_tune_reads_a_postgres_store(repo, mnist, tmp_path, postgres_url):
     report = json.loads((repo / "softmax" / "2" / REPORT_JSON).read_text())
     assert report["feedback"] == postgres_url  # (a password would show as ***)
     assert report["sets"]["held-out feedback"]["images"] == 60
+
+
+def _moved_feedback(repo: Path, mnist: Mnist, url: str) -> None:
+    images = to_float(shifted(mnist.x_train[:300]))
+    _store(url, images, mnist.y_train[:300], _served_labels(repo, images))
+
+
+LEARNS = ("--min-feedback", "100", "--epochs", "5", "--learning-rate", "0.003")
+
+
+def test_the_pinned_served_version_is_compared_against_not_the_newest(repo, mnist, tmp_path):
+    # v2: a copy of v1 published later but never served (serving.json pins v1).
+    shutil.copytree(repo / "softmax" / "1", repo / "softmax" / "2")
+    write_policy(repo / "softmax", ServingPolicy(served="1", previous="2"))
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    _moved_feedback(repo, mnist, url)
+    assert _fine_tune(repo, url, tmp_path / "runs", *LEARNS) == 0
+    manifest = json.loads((repo / "softmax" / "3" / "model.json").read_text())
+    assert manifest["training"]["fine_tuned_from"] == "softmax/1"
+    assert manifest["training"]["compared_against"] == "softmax/1"
+    assert read_policy(repo / "softmax") == ServingPolicy(served="1", shadow="3", previous="2")
+
+
+def test_a_version_published_while_the_run_scores_is_compared_against_again(
+    repo, mnist, tmp_path, monkeypatch
+):
+    """The race: another publisher's version appears (and, unpinned, is served) after the
+    candidate was first scored; the gate runs again against it before anything is written."""
+    import training.finetune.run as run
+
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    _moved_feedback(repo, mnist, url)
+    scored_against: list[str] = []
+    real_score = run.score
+
+    def score_then_publish_another(name, images, truth, old_onnx, new_onnx):
+        scored_against.append(old_onnx.parent.name)
+        if not (repo / "softmax" / "2").exists():
+            with staging(repo, "softmax") as stage:  # another publisher, the real way
+                shutil.copy2(repo / "softmax" / "1" / "model.onnx", stage.path / "model.onnx")
+                manifest = json.loads((repo / "softmax" / "1" / "model.json").read_text())
+                stage.commit(manifest)
+        return real_score(name, images, truth, old_onnx, new_onnx)
+
+    monkeypatch.setattr(run, "score", score_then_publish_another)
+    assert _fine_tune(repo, url, tmp_path / "runs", *LEARNS) == 0
+    # Three sets against v1, then three against v2, the version served by then.
+    assert scored_against == ["1"] * 3 + ["2"] * 3
+    assert existing_versions(repo / "softmax") == [1, 2, 3]
+    assert read_policy(repo / "softmax") == ServingPolicy(served="2", shadow="3")
+    report = json.loads((repo / "softmax" / "3" / REPORT_JSON).read_text())
+    assert report["compared against"].startswith("softmax/2")
+    assert "v1 was served when the run started" in report["compared against"]
+
+
+def test_serve_at_once_skips_the_shadow(repo, mnist, tmp_path):
+    url = f"sqlite:///{tmp_path / 'feedback.db'}"
+    _moved_feedback(repo, mnist, url)
+    assert _fine_tune(repo, url, tmp_path / "runs", *LEARNS, "--serve-at-once") == 0
+    assert read_policy(repo / "softmax") == ServingPolicy(served="2", previous="1")
