@@ -1,7 +1,8 @@
 """Hard digits sent to a running server's typed API, with or without the feedback a person
 would give: the traffic of the learning loop (training.finetune.loop), and by hand::
 
-    python -m training.finetune.traffic --url http://127.0.0.1:8000 --photos DIR --feedback
+    python -m training.finetune.traffic --url http://127.0.0.1:8000 --condition far_away \
+        --start 0 --count 500 --feedback
 
 The photos are ``digits-eval photos`` single-digit photos of one condition, rendered in
 memory from the same seeded MNIST *test* digits as the photo set: item ``i`` of a condition
@@ -129,20 +130,32 @@ def send(api: HttpApi, photos: Iterable[LabelledPhoto], model: str, feedback: bo
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Send a ``digits-eval photos`` set's single-digit photos; print how many read right."""
+    """Send photos of a condition (or of a written set); print how many read right."""
+    from evaluation.dataset import DEFAULT_SEED
+
     parser = argparse.ArgumentParser(
         prog="python -m training.finetune.traffic",
-        description="Classify a photo set through /v1/classify (and rate each answer).",
+        description="Classify photos through /v1/classify (and rate each answer).",
     )
     parser.add_argument("--url", required=True, help="the server's HTTP address")
-    parser.add_argument("--photos", type=Path, required=True, help="a digits-eval photos set")
     parser.add_argument("--model", default="robust")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--condition", help="a digits-eval photos condition, made in memory")
+    source.add_argument("--photos", type=Path, help="a set written by digits-eval photos")
+    parser.add_argument("--start", type=int, default=0, help="first item of the condition")
+    parser.add_argument("--count", type=int, default=100, help="items of the condition")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="as digits-eval photos")
     parser.add_argument(
         "--feedback", action="store_true", help="then send each true digit to /v1/feedback"
     )
     args = parser.parse_args(argv)
     try:
-        tally = send(HttpApi(args.url), photos_from_set(args.photos), args.model, args.feedback)
+        photos = (
+            photos_from_set(args.photos)
+            if args.photos is not None
+            else condition_photos(args.condition, args.start, args.count, args.seed)
+        )
+        tally = send(HttpApi(args.url), photos, args.model, args.feedback)
     except (ApiError, OSError, ValueError) as exc:
         print(f"traffic: error: {exc}", file=sys.stderr)
         return 1

@@ -100,7 +100,9 @@ def test_the_tutorial_by_hand_against_a_real_server_and_sqlite(
     out = done.stdout
     assert done.returncode == 0, f"{out}\n{done.stderr[-3000:]}"
 
-    # Sent and rated by v1, fine-tuned, published as v2 beside it, shadowed...
+    # One photo by curl, answered and then rated by its request id...
+    assert re.search(r'"verdict": ?"(correct|corrected)"', out), out
+    # ...then sets sent and rated by v1, fine-tuned, published as v2 beside it, shadowed...
     sent = re.findall(r"^softmax: (\d+)/(\d+) read right .*answered by (.*?)(;|$)", out, re.M)
     assert [(n, by) for _, n, by, _ in sent] == [
         (str(COUNT), f"v1: {COUNT}"),  # first set
