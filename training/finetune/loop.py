@@ -68,7 +68,7 @@ class LoopOptions:
     work: Path
     model: str = "robust"
     condition: str = DEFAULT_CONDITION
-    count: int = 300
+    count: int = 4000
     repository: Path = Path("model_repository")
     feedback_url: str | None = None  # default: a SQLite file in ``work``
     epochs: int | None = None  # default: the fine-tune's own
