@@ -11,8 +11,9 @@ series), so scrapes and ``get_sample_value`` always see every update made so far
 stay exact, only their writes are batched.
 
 Handles are updated on the event-loop thread only (where all the serving code that records runs);
-flushing is safe from any thread: the loop only adds to a handle's running total, and a flush
-(serialised by a lock) writes what its total gained since the last flush.
+flushing is safe from any thread: the loop only adds to a handle's running total and queues a
+changed handle once (an atomic deque append), and a flush (serialised by a lock among flushers)
+writes what each queued total gained since that handle's last flush.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from bisect import bisect_left
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -44,7 +46,7 @@ class Tally:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._dirty: list[_Slot] = []
+        self._dirty: deque[_Slot] = deque()
         self._scheduled = False
 
     # ------------------------------------------------------------------ handles
@@ -78,9 +80,9 @@ class Tally:
             self._mark(slot)
 
     def _mark(self, slot: _Slot) -> None:
-        with self._lock:
-            slot.dirty = True
-            self._dirty.append(slot)
+        # deque.append and popleft are atomic: no lock on the loop's side.
+        slot.dirty = True
+        self._dirty.append(slot)
         if not self._scheduled:
             try:
                 loop = asyncio.get_running_loop()
@@ -98,9 +100,13 @@ class Tally:
 
     def flush(self) -> None:
         """Write every pending update to its series (any thread)."""
-        with self._lock:
-            dirty, self._dirty = self._dirty, []
-            for slot in dirty:
+        dirty = self._dirty
+        with self._lock:  # one flusher at a time: each slot's flushed total is theirs
+            while dirty:
+                try:
+                    slot = dirty.popleft()
+                except IndexError:
+                    break
                 # Clear the mark before reading the total: an add after this read marks the
                 # slot again, so nothing added is ever left unwritten.
                 slot.dirty = False
