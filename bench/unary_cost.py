@@ -7,10 +7,11 @@ microseconds per call, best of 5 rounds): protobuf parse, wire decoding, the cor
 the batcher's idle path with the model, the response build and serialisation, and the
 interceptor's bookkeeping (request context, metrics). Then the whole wrapped V2 handler
 (serving/grpc/calls.py around the servicer, as the server registers it) with 2 and 64 callers
-in flight on the event loop, so batches form and every per-batch cost (batcher, compute-thread
-hand-off, metrics) is shared as in a loaded server: CPU of the whole process (compute threads
-included) per call. What gRPC's own machinery costs per call (not ours) is the rest of the
-server's measured CPU per request, e.g. from bench.scaling.
+in flight on the event loop (and 64-image requests with 4), so batches form and every
+per-batch cost (batcher, compute-thread hand-off, metrics) is shared as in a loaded server:
+CPU of the whole process (compute threads included) per call. What gRPC's own machinery costs
+per call (not ours) is the rest of the server's measured CPU per request, e.g. from
+bench.scaling.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ from serving.metrics import Metrics
 from serving.request_context import RequestInfo, current_request
 
 ROUNDS, CALLS = 5, 2000
-# Callers in flight for the whole-handler rows: a lone pair, and h2load's 16x4.
-IN_FLIGHT = (2, 64)
+# (images per request, callers in flight) of the whole-handler rows: batch 1 as a lone pair
+# and as h2load's 16x4, batch 64 as h2load's 4x1.
+IN_FLIGHT = ((1, 2), (1, 64), (64, 4))
 
 
 def _best(step: Callable[[], object]) -> float:
@@ -60,6 +62,14 @@ async def _best_async(step: Callable[[], object]) -> float:
     return best * 1e6
 
 
+def _request(model: str, batch: int) -> pb.ModelInferRequest:
+    images = np.random.default_rng(0).random((batch, 28, 28), dtype=np.float32)
+    request = pb.ModelInferRequest(model_name=model)
+    request.inputs.add(name="images", datatype="FP32", shape=[batch, 28, 28])
+    request.raw_input_contents.append(images.tobytes())
+    return request
+
+
 class _Context:
     """Stands in for grpc.aio's servicer context: the calls our handler makes on it."""
 
@@ -80,7 +90,7 @@ class _Context:
 
 
 async def _handler_in_flight(
-    core: DataPlane, metrics: Metrics, wire: bytes, in_flight: int
+    core: DataPlane, metrics: Metrics, wire: bytes, batch: int, in_flight: int
 ) -> float:
     """Best-of-rounds process CPU microseconds per call of the wrapped V2 handler, with
     ``in_flight`` callers each parsing, handling and serialising one call after another."""
@@ -99,7 +109,8 @@ async def _handler_in_flight(
         for _ in range(calls):
             serialise(await handle(parse(wire), _Context()))
 
-    per_caller = max(1, CALLS // in_flight)
+    # A 64-image call costs ~30-60x a one-image one: fewer of them keep the row's time sane.
+    per_caller = max(1, CALLS // in_flight // (16 if batch > 1 else 1))
     await asyncio.gather(*(caller(per_caller) for _ in range(in_flight)))  # warm-up
     best = float("inf")
     for _ in range(ROUNDS):
@@ -114,11 +125,9 @@ async def measure(model: str) -> list[tuple[str, float]]:
     app = ServerApp(in_process_settings())
     await app.start()
     try:
-        images = np.random.default_rng(0).random((1, 28, 28), dtype=np.float32)
-        request = pb.ModelInferRequest(model_name=model)
-        request.inputs.add(name="images", datatype="FP32", shape=[1, 28, 28])
-        request.raw_input_contents.append(images.tobytes())
+        request = _request(model, 1)
         wire = request.SerializeToString()
+        images = inputs_from_pb(request)[0][1]
         core = app.dataplane
         target = core.resolve(model)
         inputs = inputs_from_pb(request)
@@ -154,11 +163,12 @@ async def measure(model: str) -> list[tuple[str, float]]:
             ),
             ("interceptor bookkeeping (context, metrics)", _best(bookkeeping)),
         ]
-        for in_flight in IN_FLIGHT:
+        for batch, in_flight in IN_FLIGHT:
+            calls = _request(model, batch).SerializeToString()
             steps.append(
                 (
-                    f"whole V2 handler, {in_flight} in flight (process CPU)",
-                    await _handler_in_flight(core, metrics, wire, in_flight),
+                    f"whole V2 handler, batch {batch}, {in_flight} in flight (process CPU)",
+                    await _handler_in_flight(core, metrics, calls, batch, in_flight),
                 )
             )
         return steps
