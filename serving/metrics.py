@@ -153,7 +153,8 @@ class Metrics:
         return self._endpoint.start(self.registry, host, port)
 
     def close(self) -> None:
-        """Stop the HTTP endpoint if it runs."""
+        """Write pending updates (a worker's files outlive it) and stop the HTTP endpoint."""
+        self.tally.flush()
         self._endpoint.close()
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
