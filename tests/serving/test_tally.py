@@ -10,6 +10,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from serving.tally import Tally, TallyFlush
+from tests.serving.test_quality import samples
 
 BUCKETS = (0.001, 0.01, 0.1, 1.0)
 
@@ -22,13 +23,18 @@ def _series(registry: CollectorRegistry) -> tuple[Counter, Gauge, Histogram]:
     )
 
 
-def _samples(registry: CollectorRegistry) -> dict[tuple, float]:
-    return {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for metric in registry.collect()
-        for s in metric.samples
-        if not s.name.endswith("_created")
-    }
+def _tallied(label: str) -> tuple:
+    """A registry with a flushing tally, its three series and tally handles on them."""
+    registry = CollectorRegistry()
+    tally = Tally()
+    registry.register(TallyFlush(tally))
+    counter, gauge, hist = _series(registry)
+    handles = (
+        tally.counter(counter.labels(label)),
+        tally.gauge(gauge),
+        tally.histogram(hist.labels(label)),
+    )
+    return registry, (counter, gauge, hist), handles
 
 
 VALUES = [0.0005, 0.001, 0.0010001, 0.05, 0.1, 0.7, 1.0, 3.0, 0.002, 0.002]
@@ -52,17 +58,11 @@ def test_bulk_updates_equal_direct_ones_outside_a_loop() -> None:
         t_gauge.inc(2)
     d_gauge.dec(3)
     t_gauge.dec(3)
-    assert _samples(bulk) == pytest.approx(_samples(direct))
+    assert samples(bulk) == pytest.approx(samples(direct))
 
 
 def test_updates_on_a_loop_are_written_by_the_next_iteration_or_any_read() -> None:
-    registry = CollectorRegistry()
-    tally = Tally()
-    registry.register(TallyFlush(tally))
-    counter, gauge, hist = _series(registry)
-    t_counter = tally.counter(counter.labels("x"))
-    t_gauge = tally.gauge(gauge)
-    t_hist = tally.histogram(hist.labels("x"))
+    registry, (counter, gauge, _), (t_counter, t_gauge, t_hist) = _tallied("x")
 
     async def scenario() -> None:
         t_counter.inc()
@@ -103,12 +103,7 @@ def test_counters_refuse_negative_amounts() -> None:
 
 def test_no_update_is_lost_while_another_thread_keeps_reading() -> None:
     """A scrape thread flushing while the loop adds: every increment lands exactly once."""
-    registry = CollectorRegistry()
-    tally = Tally()
-    registry.register(TallyFlush(tally))
-    counter, gauge, _ = _series(registry)
-    t_counter = tally.counter(counter.labels("c"))
-    t_gauge = tally.gauge(gauge)
+    registry, _, (t_counter, t_gauge, _) = _tallied("c")
     stop = threading.Event()
 
     def scrape() -> None:
