@@ -23,6 +23,9 @@ from serving.repository.manager import RepositoryManager
 from serving.runtime.onnx import RuntimeConfig
 from serving.runtime.providers import cpu_budget
 from serving.settings import Settings
+from serving.shadow.metrics import ShadowMetrics
+from serving.shadow.rollout import parse_overrides
+from serving.shadow.runner import Shadowing
 from serving.sockets import bind_error, listen_shared
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class ServerApp:
         self._loads = ThreadPoolExecutor(1, "model-load")
         self._decoder = DecodePool(settings.max_concurrent_decodes, settings.max_image_pixels)
         registry = ModelRegistry()
+        self.shadowing = Shadowing(ShadowMetrics(self.metrics.registry), settings.shadow_fraction)
         limits = BatchLimits(
             settings.max_batch_size,
             settings.max_queue_delay_s,
@@ -102,6 +106,8 @@ class ServerApp:
             self._loads,
             settings.max_versions,
             on_change=lambda: self.dataplane.changed(),
+            shadowing=self.shadowing,
+            shadow_overrides=parse_overrides(settings.shadow),
         )
         self.dataplane = DataPlane(
             registry,
@@ -116,6 +122,8 @@ class ServerApp:
             settings.default_model,
         )
         self.feedback = build_feedback(settings, self.dataplane, self.metrics)
+        self.shadowing.keep_answers_in(self.feedback.answers)
+        self.feedback.count_shadow_in(self.shadowing.metrics)
         token = settings.resolved_auth_token()
         self.grpc = GrpcTransport(settings, self.dataplane, self.metrics, token, self.feedback)
         self.http = (
@@ -194,6 +202,7 @@ class ServerApp:
         await asyncio.to_thread(self.feedback.close)
         self.metrics.close()
         self._compute.shutdown()
+        self.shadowing.shutdown()
         self._decoder.shutdown()
         self._loads.shutdown(wait=False)
         log.info("stopped")

@@ -22,8 +22,9 @@ from serving.feedback.answers import RecentAnswers
 from serving.model_format import PIXEL_SCALE, TensorSpec
 from serving.predictions import probabilities_of
 from serving.reading import ReadResult, check_reads_digits, read_result
-from serving.registry import LoadedVersion, ModelRegistry
+from serving.registry import LoadedVersion, ModelRegistry, Selection
 from serving.repository.manager import RepositoryManager
+from serving.repository.policy import ServingPolicy
 from serving.request_context import note_model
 from serving.runtime.providers import CUDA
 from serving.statistics import merge_statistics
@@ -304,7 +305,7 @@ class DataPlane:
                     raise InvalidInput(
                         f"model {target.name!r} has no output {requested!r}; it has {output_name!r}"
                     )
-            return await self._run(target, batch, deadline)
+            return await self._run(target, batch, deadline, tag=_shadow_tag(version))
 
     async def classify_pixels(
         self,
@@ -331,11 +332,8 @@ class DataPlane:
             elif pixels.dtype != np.float32:
                 raise InvalidInput(f"pixels must be uint8 or float32, got {pixels.dtype.name}")
             batch = self.check_tensor(target, pixels)
-            return self._kept(
-                answer_id,
-                await self._run(
-                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
-                ),
+            return await self._answer(
+                target, batch, deadline, keep_prepared, explain, version, answer_id
             )
 
     async def classify_encoded(
@@ -360,12 +358,26 @@ class DataPlane:
         with target.stats.request():
             images = await self._decoder.prepare(files)
             batch = self.check_tensor(target, images)
-            return self._kept(
-                answer_id,
-                await self._run(
-                    target, batch, deadline, self._prepared(batch, keep_prepared), explain
-                ),
+            return await self._answer(
+                target, batch, deadline, keep_prepared, explain, version, answer_id
             )
+
+    async def _answer(
+        self,
+        target: LoadedVersion,
+        batch: np.ndarray,
+        deadline: float | None,
+        keep_prepared: bool,
+        explain: bool,
+        version: str,
+        answer_id: str,
+    ) -> InferResult:
+        """A typed classify call's answer, kept under ``answer_id`` for feedback."""
+        prepared = self._prepared(batch, keep_prepared)
+        tag = _shadow_tag(version, answer_id)
+        return self._kept(
+            answer_id, await self._run(target, batch, deadline, prepared, explain, tag)
+        )
 
     def _prepared(self, batch: np.ndarray, keep: bool) -> np.ndarray | None:
         """The prepared batch to hand back with the result: when asked, or to keep answers
@@ -393,7 +405,10 @@ class DataPlane:
             self._check_count(len(reading.images), "digits found in the image")
             batch = self.check_tensor(target, reading.images)
             prepared = batch if keep_prepared else None
-            return read_result(reading, await self._run(target, batch, deadline, prepared))
+            return read_result(
+                reading,
+                await self._run(target, batch, deadline, prepared, tag=_shadow_tag(version)),
+            )
 
     async def _run(
         self,
@@ -402,13 +417,15 @@ class DataPlane:
         deadline: float | None,
         prepared: np.ndarray | None = None,
         explain: bool = False,
+        tag: str | None = None,
     ) -> InferResult:
+        # ``tag``: the shadow's word for this request (see _shadow_tag).
         # Callers hold ``target.stats.request()`` around this and their checks, so every
         # request that reached a model counts once: success, or failure with its reason.
         manifest = target.manifest
         if explain:
             return await self._explained(target, batch, deadline, prepared)
-        rows = await target.batcher.submit(batch, deadline)
+        rows = await target.batcher.submit(batch, deadline, tag)
         target.metrics.answered(probabilities_of(rows, manifest.output_kind), manifest.labels)
         return InferResult(
             rows, target.name, target.version, target.model.provider, manifest, prepared
@@ -477,7 +494,20 @@ class DataPlane:
             instance_count=target.model.instance_count,
             versions_kept=self._manager.max_versions,
             labels=manifest.labels,
+            serving=self._serving_roles(target.name),
         )
+
+    def _serving_roles(self, name: str) -> tuple[tuple[str, str], ...]:
+        state = self._registry.models[name]
+        selection, answering = state.selection, state.answering
+        if selection == Selection():
+            return ()  # no serving.json choices: the newest answers, as always
+        roles = (
+            ("served_version", answering.version if answering is not None else ""),
+            ("shadow_version", selection.shadow.version if selection.shadow is not None else ""),
+            ("previous_version", selection.previous or ""),
+        )
+        return tuple((key, value) for key, value in roles if value)
 
     async def model_statistics(self, name: str = "", version: str = "") -> list[ModelStats]:
         """Cumulative statistics per loaded version (Triton's statistics extension).
@@ -537,6 +567,21 @@ class DataPlane:
         await self._manager.unload(name)
         if self._replicate is not None:
             await self._replicate("unload", name)
+
+    async def change_policy(self, name: str, action: str, version: str = "") -> ServingPolicy:
+        """Shadow / unshadow / promote / rollback ``name`` (serving/shadow/rollout.py): written
+        to serving.json, applied here at once, and in every other worker before it answers."""
+        self._require_control()
+        policy = await self._manager.change_policy(name, action, version)
+        if self._replicate is not None:
+            await self._replicate("policy", name)
+        return policy
+
+
+def _shadow_tag(version: str, answer_id: str = "") -> str | None:
+    """A request naming no version is shadowed (tag: the answer id to note the candidate's
+    labels under, "" for none); one naming its version is not (None)."""
+    return None if version else answer_id
 
 
 def deadline_from_remaining(remaining: float | None) -> float | None:

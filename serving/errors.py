@@ -49,3 +49,7 @@ class StoreUnavailable(ServingError):
 
 class ModelLoadError(Exception):
     """A model version failed to load or failed its checks; never reaches clients as is."""
+
+
+class Conflict(ServingError):
+    """The request cannot apply to the model's current state (e.g. nothing to roll back to)."""

@@ -40,6 +40,18 @@ class LoadedVersion:
         return self.source.version
 
 
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which loaded versions answer and shadow (from serving.json); replaced wholesale."""
+
+    # None: the newest loaded version answers requests that name no version.
+    served: LoadedVersion | None = None
+    # Computes beside the answering version; never answers (serving/shadow/).
+    shadow: LoadedVersion | None = None
+    # The version a promotion replaced, kept loaded for rollback.
+    previous: str | None = None
+
+
 @dataclass
 class ModelState:
     """Everything the server knows about one model name."""
@@ -52,6 +64,9 @@ class ModelState:
     # Set by an explicit unload; the poller leaves such a model alone.
     unloaded: bool = False
     failed: dict[str, tuple] = field(default_factory=dict)
+    selection: Selection = field(default_factory=Selection)
+    # Why serving.json is not (fully) in effect: malformed, or naming a version not loaded.
+    policy_note: str = ""
 
     @property
     def ready(self) -> bool:
@@ -61,6 +76,12 @@ class ModelState:
     def version_names(self) -> list[str]:
         """Loaded versions, newest first."""
         return [v.version for v in self.versions]
+
+    @property
+    def answering(self) -> LoadedVersion | None:
+        """The version that answers requests naming no version: the pinned one, else the
+        newest loaded."""
+        return self.selection.served or (self.versions[0] if self.versions else None)
 
 
 class ModelRegistry:
@@ -77,15 +98,17 @@ class ModelRegistry:
         return state
 
     def resolve(self, name: str, version: str = "") -> LoadedVersion:
-        """The version to serve: the latest when ``version`` is empty."""
+        """The version to serve: the answering one (pinned, else latest) when ``version`` is
+        empty."""
         state = self.models.get(name)
         if state is None:
             known = sorted(self.models)
             raise ModelNotFound(f"model {name!r} not found; this server has {known}")
         versions = state.versions
         if not version:
-            if versions:
-                return versions[0]
+            answering = state.answering
+            if answering is not None:
+                return answering
             if state.loading:
                 raise ModelNotReady(f"model {name!r} is still loading; retry shortly")
             reason = f" (last error: {state.last_error})" if state.last_error else ""

@@ -18,6 +18,7 @@ from typing import Any
 from serving import __version__
 from serving.event_loop import EVENT_LOOPS
 from serving.runtime.providers import cpu_budget
+from serving.shadow.rollout import parse_overrides
 
 ENV_PREFIX = "DIGITS_"
 # Triton's flag names, accepted beside ours: Triton users type them from habit.
@@ -295,6 +296,23 @@ class Settings:
             64,
         ),
     )
+    shadow: str = field(
+        default="",
+        metadata=_opt(
+            "MODEL:VERSION[,...]: run VERSION beside the served version of MODEL (shadow mode), "
+            "in memory only, over serving.json's shadow until a repository call or the file "
+            "changes it",
+        ),
+    )
+    shadow_fraction: float = field(
+        default=0.3,
+        metadata=_opt(
+            "share of the served version's batches the shadow candidate computes (besides "
+            "dropping batches under load): bounds its mean cost (docs/design.md)",
+            0,
+            1,
+        ),
+    )
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -320,6 +338,7 @@ class Settings:
                 f"--feedback-db: expected sqlite:///PATH or postgresql://..., got "
                 f"{self.feedback_db.split('://')[0]!r}"
             )
+        parse_overrides(self.shadow)  # ValueError says what is wrong
 
     @property
     def worker_count(self) -> int:

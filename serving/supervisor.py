@@ -335,7 +335,7 @@ class Supervisor:
         action, model = message["action"], message["model"]
         if action == "unload":
             self._unloaded.add(model)
-        else:
+        elif action == "load":
             self._unloaded.discard(model)
         self._next_id += 1
         op_id = self._next_id

@@ -102,6 +102,8 @@ class ModelConfig:
     instance_count: int
     versions_kept: int
     labels: tuple[str, ...]
+    # serving.json as applied: ("served_version" | "shadow_version" | "previous_version", v).
+    serving: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

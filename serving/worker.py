@@ -184,6 +184,9 @@ class WorkerLink:
         try:
             if action == "load":
                 await manager.sync(only=model, force=True)
+            elif action == "policy":  # serving.json changed: read it again (shadow, promote)
+                manager.policies.forget_override(model)
+                await manager.sync(only=model)
             else:
                 await manager.unload(model)
         except ServingError as exc:

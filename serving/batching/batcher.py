@@ -26,6 +26,9 @@ from serving.errors import DeadlineExceeded, ModelNotReady, Overloaded
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+# Called on the event loop with a computed batch's requests and their output rows, after the
+# rows were handed to the requests (serving/shadow/ runs a candidate version on them).
+AfterBatch = Callable[[list["Pending"], list[np.ndarray]], None]
 
 # Batches of one model in flight beyond its instances: one full batch waiting right behind
 # the computing ones in the compute queue (instances + PIPELINE_EXTRA in all).
@@ -88,6 +91,8 @@ class Pending:
     enqueued: float
     deadline: float | None
     queued: bool = field(default=True)
+    # The submitter's word for what follows the batch (see AfterBatch); None: nothing.
+    tag: object = None
 
     @property
     def count(self) -> int:
@@ -180,6 +185,8 @@ class Batcher:
         self._inline_runs = 0
         # With a batch delay the first request waits for company on purpose.
         self._idle_fast_path = limits.max_queue_delay_s == 0
+        # Set and cleared by the repository on the event loop (the shadow version's hook).
+        self.after_batch: AfterBatch | None = None
 
     @property
     def queued_images(self) -> int:
@@ -193,7 +200,9 @@ class Batcher:
                 self._loop(), name=f"batcher:{self._name}"
             )
 
-    async def submit(self, images: np.ndarray, deadline: float | None = None) -> np.ndarray:
+    async def submit(
+        self, images: np.ndarray, deadline: float | None = None, tag: object = None
+    ) -> np.ndarray:
         """Queue ``images`` ([N, ...]) and wait for their output rows.
 
         ``deadline`` is on this batcher's monotonic clock. Raises Overloaded
@@ -218,8 +227,10 @@ class Batcher:
             # Idle and no batch delay asked for: nothing to batch with, so skip the queue, the
             # batching loop's wake-up and its coalescing pass and hand the request straight to
             # a compute thread. Requests arriving meanwhile queue up and form the next batch.
-            return await self._run_alone(Pending(images, future, now, deadline, queued=False))
-        item = Pending(images, future, now, deadline)
+            return await self._run_alone(
+                Pending(images, future, now, deadline, queued=False, tag=tag)
+            )
+        item = Pending(images, future, now, deadline, tag=tag)
         self._queue.append(item)
         self._queued_images += count
         self._observer.queue_depth(self._queued_images)
@@ -261,6 +272,8 @@ class Batcher:
             self._observer.rejected("deadline")
             raise DeadlineExceeded(f"{self._name}: deadline passed while queued; not computed")
         self._observer.batch_done(item.count, [start - item.enqueued], seconds)
+        if self.after_batch is not None:
+            self.after_batch([item], pieces)
         return pieces[0]
 
     def _inline_now(self) -> bool:
@@ -356,6 +369,8 @@ class Batcher:
         if computed:
             images = sum(item.count for item in computed)
             self._observer.batch_done(images, [start - item.enqueued for item in computed], seconds)
+            if self.after_batch is not None:
+                self.after_batch(computed, pieces)
 
     def _compute_batch(
         self, live: list[Pending]

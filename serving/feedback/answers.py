@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,6 +62,8 @@ class RecentAnswers:
         # request id -> (time, images, bytes, output rows, prepared, model, version, labels,
         # output kind)
         self._entries: OrderedDict[str, tuple] = OrderedDict()
+        # request id -> (shadow candidate's version, its label per image); ids of entries only.
+        self._candidates: dict[str, tuple[str, tuple[str, ...]]] = {}
         self.answers = 0  # images held
         self.bytes = 0
 
@@ -88,6 +90,7 @@ class RecentAnswers:
         if old is not None:
             self.answers -= old[1]
             self.bytes -= old[2]
+            self._candidates.pop(request_id, None)
         manifest = result.manifest
         entries[request_id] = (
             now,
@@ -115,7 +118,8 @@ class RecentAnswers:
                 and stamp >= oldest
             ):
                 return
-            entries.popitem(last=False)
+            gone, _ = entries.popitem(last=False)
+            self._candidates.pop(gone, None)
             self.answers -= count
             self.bytes -= size
 
@@ -131,9 +135,19 @@ class RecentAnswers:
         _stamp, count, _size, outputs, prepared, model, version, labels, kind = entry
         if not 0 <= index < count:
             raise IndexError(f"answer {request_id!r} has {count} image(s); no index {index}")
-        return _image(
+        image = _image(
             model, version, labels, probabilities_of(outputs, kind)[index], prepared[index]
         )
+        candidate = self._candidates.get(request_id)
+        if candidate is None or index >= len(candidate[1]):
+            return image
+        return replace(image, candidate_version=candidate[0], candidate_label=candidate[1][index])
+
+    def note_candidate(self, request_id: str, version: str, labels: Sequence[str]) -> None:
+        """The shadow candidate ``version`` labelled the images of answer ``request_id`` so
+        (kept with the answer for feedback; nothing for an answer not held)."""
+        if request_id in self._entries:
+            self._candidates[request_id] = (version, tuple(labels))
 
 
 def answered_image(result: InferResult, index: int) -> AnsweredImage:

@@ -3,8 +3,10 @@
     digits-feedback stats [--png confusion.png]
     digits-feedback export --out DIR
     digits-feedback prune --before 2026-12-01
+    digits-feedback promote MODEL:VERSION --server http://HOST:8000
+    digits-feedback rollback MODEL --server http://HOST:8000
 
-Every command takes ``--db URL`` (default: ``$DIGITS_FEEDBACK_DB``, else the server's
+The store commands take ``--db URL`` (default: ``$DIGITS_FEEDBACK_DB``, else the server's
 default ``sqlite:///$XDG_STATE_HOME/digits-server/feedback.db``).
 """
 
@@ -15,6 +17,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+
+from serving.shadow.client import TOKEN_ENV, Refused, change_policy
+from serving.shadow.client import describe as describe_policy
+from serving.shadow.rollout import PROMOTE, ROLLBACK
 
 from .reading import parse_date
 from .report import confusion_png, export_files, stats_text
@@ -51,13 +57,52 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--before", required=True, help="delete what came before this date (YYYY-MM-DD, UTC)"
     )
+    server = argparse.ArgumentParser(add_help=False)
+    server.add_argument(
+        "--server", required=True, help="the server's HTTP address, e.g. http://127.0.0.1:8000"
+    )
+    server.add_argument(
+        "--token",
+        default=os.environ.get(TOKEN_ENV),
+        help=f"bearer token of a server with auth (default: ${TOKEN_ENV})",
+    )
+    promote = commands.add_parser(
+        "promote",
+        parents=[server],
+        help="make MODEL:VERSION answer (the version it replaces stays loaded for rollback)",
+    )
+    promote.add_argument("target", help="MODEL:VERSION, e.g. robust:3")
+    rollback = commands.add_parser(
+        "rollback", parents=[server], help="serve the version the last promotion replaced again"
+    )
+    rollback.add_argument("model", help="the model's name")
     return parser
+
+
+def rollout(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """promote / rollback through the server's repository API; 1 when it refuses."""
+    if args.command == "promote":
+        model, _, version = args.target.partition(":")
+        if not model or not version.isdigit():
+            parser.error(f"promote: expected MODEL:VERSION (e.g. robust:3), got {args.target!r}")
+        action = PROMOTE
+    else:
+        model, version, action = args.model, "", ROLLBACK
+    try:
+        policy = change_policy(args.server, model, action, version, args.token)
+    except Refused as exc:
+        print(f"digits-feedback: {exc}", file=sys.stderr)
+        return 1
+    print(describe_policy(policy))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (2: usage, 1: store unavailable)."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in ("promote", "rollback"):
+        return rollout(args, parser)
     try:
         before = parse_date(args.before) if args.command == "prune" else None
         store = open_store(args.db)
@@ -73,6 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 stats = type(stats)(
                     tuple(v for v in stats.versions if v.model == args.model),
                     {k: n for k, n in stats.confusion.items() if k[0] == args.model},
+                    tuple(s for s in stats.shadow if s.model == args.model),
                 )
             print(f"feedback in {describe(args.db)}")
             print(stats_text(stats), end="")

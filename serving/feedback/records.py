@@ -25,6 +25,9 @@ class AnsweredImage:
     labels: tuple[str, ...]
     probabilities: np.ndarray  # [classes] float32, in the order of ``labels``
     image: np.ndarray  # [28, 28] float32
+    # The shadow candidate's label for the same image, when one computed it.
+    candidate_version: str | None = None
+    candidate_label: str | None = None
 
     @property
     def predicted(self) -> str:
@@ -40,6 +43,8 @@ class AnsweredImage:
             "labels": list(self.labels),
             "probabilities": _b64(self.probabilities),
             "image": _b64(self.image),
+            "candidate_version": self.candidate_version,
+            "candidate_label": self.candidate_label,
         }
 
     @classmethod
@@ -51,6 +56,8 @@ class AnsweredImage:
             tuple(wire["labels"]),
             _unb64(wire["probabilities"]),
             _unb64(wire["image"]).reshape(IMAGE_SHAPE),
+            wire.get("candidate_version"),
+            wire.get("candidate_label"),
         )
 
 
@@ -78,6 +85,9 @@ class NewFeedback:
     image: np.ndarray
     created_at: float  # seconds since the epoch (UTC)
     upload: bytes | None = None
+    # The shadow candidate's version and label for this image (None: no shadow computed it).
+    candidate_version: str | None = None
+    candidate_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,12 +111,36 @@ class VersionStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ShadowStats:
+    """Rated answers a shadow candidate also computed: served vs candidate accuracy."""
+
+    model: str
+    version: str  # the version that answered
+    candidate: str
+    rated: int = 0
+    served_right: int = 0
+    candidate_right: int = 0
+    agreed: int = 0
+
+    @property
+    def served_accuracy(self) -> float | None:
+        """Share of these answers the served version got right."""
+        return self.served_right / self.rated if self.rated else None
+
+    @property
+    def candidate_accuracy(self) -> float | None:
+        """Share of the same images the candidate labelled right."""
+        return self.candidate_right / self.rated if self.rated else None
+
+
+@dataclass(frozen=True, slots=True)
 class FeedbackStats:
     """Counts per model version and what was corrected into what."""
 
     versions: tuple[VersionStats, ...] = ()
     # (model, version, predicted, label) -> count, corrected answers only
     confusion: dict[tuple[str, str, str, str], int] = field(default_factory=dict)
+    shadow: tuple[ShadowStats, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,13 +44,26 @@ def stats_text(stats: FeedbackStats) -> str:
         return "no feedback yet\n"
     rows = [("model", "version", "rated", "correct", "corrected", "accuracy")]
     for v in stats.versions:
-        accuracy = "-" if v.accuracy is None else f"{100 * v.accuracy:.1f}%"
+        accuracy = _percent(v.accuracy)
         rows.append((v.model, v.version, str(v.total), str(v.correct), str(v.corrected), accuracy))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
+    lines = _table(rows)
+    if stats.shadow:
+        lines += ["", "shadow candidates on the same rated answers (served vs candidate)"]
+        lines += _table(
+            [("model", "served", "candidate", "rated", "served acc", "candidate acc", "agree")]
+            + [
+                (
+                    s.model,
+                    s.version,
+                    s.candidate,
+                    str(s.rated),
+                    _percent(s.served_accuracy),
+                    _percent(s.candidate_accuracy),
+                    _percent(s.agreed / s.rated if s.rated else None),
+                )
+                for s in stats.shadow
+            ]
+        )
     for (model, version), (labels, matrix) in confusions(stats).items():
         lines += ["", f"corrections of {model} v{version} (rows: answered, columns: corrected to)"]
         width = max(3, *(len(label) for label in labels), len(str(matrix.max())))
@@ -59,6 +72,18 @@ def stats_text(stats: FeedbackStats) -> str:
             cells = " ".join((str(n) if n else ".").rjust(width) for n in row)
             lines.append(f"{label.rjust(width)} {cells}")
     return "\n".join(lines) + "\n"
+
+
+def _percent(share: float | None) -> str:
+    return "-" if share is None else f"{100 * share:.1f}%"
+
+
+def _table(rows: list[tuple[str, ...]]) -> list[str]:
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
 
 
 def confusion_png(stats: FeedbackStats, out: Path) -> bool:

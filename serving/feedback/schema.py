@@ -36,6 +36,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX feedback_model_version ON feedback (model, version)",
         "CREATE INDEX feedback_created_at ON feedback (created_at)",
     ),
+    # The shadow candidate's label for the same image (serving/shadow/), NULL when none ran.
+    2: (
+        "ALTER TABLE feedback ADD COLUMN candidate_version TEXT",
+        "ALTER TABLE feedback ADD COLUMN candidate_label TEXT",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -25,6 +25,7 @@ from .store import FeedbackStore, StoreError, describe, open_store
 
 if TYPE_CHECKING:
     from serving.dataplane import DataPlane
+    from serving.shadow.metrics import ShadowMetrics
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class FeedbackService:
         self._writer = ThreadPoolExecutor(1, "feedback-store")
         self._peers: PeerLookup | None = None
         self._series: dict[tuple[str, str, str], Any] = {}
+        self._shadow_metrics: ShadowMetrics | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -119,6 +121,10 @@ class FeedbackService:
         except RuntimeError:  # closed before
             return
         self._writer.shutdown(wait=True)
+
+    def count_shadow_in(self, metrics: ShadowMetrics) -> None:
+        """Feedback on an answer a shadow candidate also labelled counts both in ``metrics``."""
+        self._shadow_metrics = metrics
 
     def look_up_peers_with(self, lookup: PeerLookup) -> None:
         """Worker processes: ask the other workers for answers this one does not hold."""
@@ -242,9 +248,13 @@ class FeedbackService:
             image=answer.image,
             created_at=time.time(),
             upload=upload,
+            candidate_version=answer.candidate_version,
+            candidate_label=answer.candidate_label,
         )
         record_id = await self._run(lambda store: store.add(record))
         self._count(answer.model, answer.version, verdict)
+        if answer.candidate_version is not None:
+            self._count_shadow(answer, label)
         return Receipt(record_id, answer.model, answer.version, answer.predicted, label, verdict)
 
     def _count(self, model: str, version: str, verdict: str) -> None:
@@ -253,6 +263,15 @@ class FeedbackService:
         if child is None:
             child = self._series[key] = self._metrics.feedback.labels(*key)
         child.inc()
+
+    def _count_shadow(self, answer: AnsweredImage, label: str) -> None:
+        """Served and candidate right or wrong on this rated image (digits_shadow_feedback)."""
+        if self._shadow_metrics is None:
+            return
+        series = self._shadow_metrics.feedback
+        key = (answer.model, answer.version, str(answer.candidate_version))
+        for who, said in (("served", answer.predicted), ("candidate", answer.candidate_label)):
+            series.labels(*key, who, "right" if said == label else "wrong").inc()
 
     async def stats(self) -> FeedbackStats:
         """Counts per model version and the corrections (from the store: every process's)."""

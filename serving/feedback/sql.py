@@ -22,6 +22,7 @@ from .records import (
     FeedbackData,
     FeedbackStats,
     NewFeedback,
+    ShadowStats,
     VersionStats,
 )
 from .schema import MIGRATIONS, statements
@@ -31,16 +32,27 @@ log = logging.getLogger(__name__)
 
 _COLUMNS = (
     "answer_key, created_at, model, version, predicted, label, verdict, probabilities, image, "
-    "upload"
+    "upload, candidate_version, candidate_label"
 )
 # A repeated correction of the same answer replaces the earlier one and keeps its id.
 _UPSERT = (
-    f"INSERT INTO feedback ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO feedback ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (answer_key) DO UPDATE SET created_at = excluded.created_at, "
     "model = excluded.model, version = excluded.version, predicted = excluded.predicted, "
     "label = excluded.label, verdict = excluded.verdict, "
-    "probabilities = excluded.probabilities, image = excluded.image, upload = excluded.upload "
+    "probabilities = excluded.probabilities, image = excluded.image, upload = excluded.upload, "
+    "candidate_version = excluded.candidate_version, candidate_label = excluded.candidate_label "
     "RETURNING id"
+)
+
+# Rated answers a shadow candidate also computed: served vs candidate right, and agreement.
+_SHADOW_STATS = (
+    "SELECT model, version, candidate_version, COUNT(*), "
+    "SUM(CASE WHEN predicted = label THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN candidate_label = label THEN 1 ELSE 0 END), "
+    "SUM(CASE WHEN candidate_label = predicted THEN 1 ELSE 0 END) "
+    "FROM feedback WHERE candidate_version IS NOT NULL "
+    "GROUP BY model, version, candidate_version ORDER BY model, version, candidate_version"
 )
 
 
@@ -145,6 +157,8 @@ class SqlStore(ABC):
             _f32(record.probabilities),
             _f32(record.image),
             record.upload,
+            record.candidate_version,
+            record.candidate_label,
         )
         with self._transaction() as cur:
             return int(self._execute(cur, _UPSERT, params).fetchone()[0])
@@ -157,7 +171,7 @@ class SqlStore(ABC):
             ).fetchone()
         if row is None:
             return None
-        key, created, model, version, predicted, label, verdict, probs, image, upload = row
+        key, created, model, version, predicted, label, verdict, probs, image, upload = row[:10]
         return NewFeedback(
             key,
             model,
@@ -169,6 +183,8 @@ class SqlStore(ABC):
             np.frombuffer(bytes(image), dtype="<f4").reshape(IMAGE_SHAPE).copy(),
             float(created),
             None if upload is None else bytes(upload),
+            row[10],
+            row[11],
         )
 
     def stats(self) -> FeedbackStats:
@@ -185,6 +201,7 @@ class SqlStore(ABC):
                 "WHERE verdict = ? GROUP BY model, version, predicted, label",
                 (CORRECTED,),
             ).fetchall()
+            shadow = self._execute(cur, _SHADOW_STATS).fetchall()
         per: dict[tuple[str, str], dict[str, int]] = {}
         for model, version, verdict, n in counts:
             per.setdefault((model, version), {})[verdict] = int(n)
@@ -192,7 +209,11 @@ class SqlStore(ABC):
             VersionStats(model, version, c.get(CORRECT, 0), c.get(CORRECTED, 0))
             for (model, version), c in sorted(per.items())
         )
-        return FeedbackStats(versions, {tuple(row[:4]): int(row[4]) for row in pairs})
+        return FeedbackStats(
+            versions,
+            {tuple(row[:4]): int(row[4]) for row in pairs},
+            tuple(ShadowStats(*row[:3], *(int(n) for n in row[3:])) for row in shadow),
+        )
 
     def export(self, model: str = "") -> FeedbackData:
         """Every record (of ``model`` if given), oldest first, as arrays."""

@@ -18,6 +18,7 @@ STATUS_OF: dict[type[errors.ServingError], grpc.StatusCode] = {
     errors.PermissionDenied: grpc.StatusCode.PERMISSION_DENIED,
     errors.AnswerNotFound: grpc.StatusCode.NOT_FOUND,
     errors.StoreUnavailable: grpc.StatusCode.UNAVAILABLE,
+    errors.Conflict: grpc.StatusCode.FAILED_PRECONDITION,
 }
 
 

@@ -18,6 +18,7 @@ STATUS_OF: dict[type[errors.ServingError], int] = {
     errors.PermissionDenied: 403,
     errors.AnswerNotFound: 404,
     errors.StoreUnavailable: 503,
+    errors.Conflict: 409,
 }
 # Seconds a client should wait before retrying, by status.
 RETRY_AFTER = {429: "1", 503: "1"}

@@ -75,7 +75,7 @@ def receipt_json(receipt: Receipt) -> dict[str, Any]:
 
 def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
     """Per model version: rated answers, corrections, accuracy; and what became what."""
-    return {
+    body: dict[str, Any] = {
         "models": [
             {
                 "model": v.model,
@@ -92,3 +92,17 @@ def feedback_stats_json(stats: FeedbackStats) -> dict[str, Any]:
             for (m, ver, p, label), n in sorted(stats.confusion.items())
         ],
     }
+    if stats.shadow:  # only once a shadow candidate labelled rated answers
+        body["shadow"] = [
+            {
+                "model": s.model,
+                "version": s.version,
+                "candidate": s.candidate,
+                "answers": s.rated,
+                "served_accuracy": s.served_accuracy,
+                "candidate_accuracy": s.candidate_accuracy,
+                "agreed": s.agreed,
+            }
+            for s in stats.shadow
+        ]
+    return body

@@ -30,6 +30,7 @@ from serving.http.feedback import (
 )
 from serving.http.handlers import Handlers
 from serving.http.read_converters import read_json
+from serving.http.shadow import policy_json, version_from_body
 from serving.http.triton_converters import config_json, stats_json
 from serving.http.typed_converters import (
     IMAGE_TYPES,
@@ -44,6 +45,7 @@ from serving.http.v2_converters import (
     metadata_json,
 )
 from serving.request_context import current_request_id, note_model
+from serving.shadow.rollout import PROMOTE, ROLLBACK, SHADOW, UNSHADOW
 
 HERE = Path(__file__).resolve().parent
 STATIC = HERE / "static"
@@ -143,6 +145,22 @@ class Endpoints:
     async def unload(self, request: Request) -> Response:
         await self._core.unload_model(request.path_params["model"])
         return _json({})
+
+    async def shadow(self, request: Request) -> Response:
+        action = UNSHADOW if request.method == "DELETE" else SHADOW
+        return await self._change_policy(request, action)
+
+    async def promote(self, request: Request) -> Response:
+        return await self._change_policy(request, PROMOTE)
+
+    async def rollback(self, request: Request) -> Response:
+        return await self._change_policy(request, ROLLBACK)
+
+    async def _change_policy(self, request: Request, action: str) -> Response:
+        model = request.path_params["model"]
+        version = version_from_body(await self._handlers.body(request))
+        policy = await self._core.change_policy(model, action, version)
+        return _json(policy_json(model, policy))
 
     # -------------------------------------------------------------- typed /v1
 
@@ -309,6 +327,25 @@ def build_routes(endpoints: Endpoints, handlers: Handlers) -> list[BaseRoute]:
             e.unload,
             "rest",
             "RepositoryModelUnload",
+            "POST",
+        ),
+        Route(
+            "/v2/repository/models/{model}/shadow",
+            w(e.shadow, "rest", "RepositoryModelShadow"),
+            methods=["POST", "DELETE"],
+        ),
+        *api(
+            "/v2/repository/models/{model}/promote",
+            e.promote,
+            "rest",
+            "RepositoryModelPromote",
+            "POST",
+        ),
+        *api(
+            "/v2/repository/models/{model}/rollback",
+            e.rollback,
+            "rest",
+            "RepositoryModelRollback",
             "POST",
         ),
         *api("/v1/models", e.list_models, "http-typed", "ListModels"),

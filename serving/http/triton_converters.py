@@ -33,7 +33,10 @@ def config_json(config: ModelConfig) -> dict[str, Any]:
             }
         ],
         "version_policy": {"latest": {"num_versions": config.versions_kept}},
-        "parameters": {"labels": {"string_value": ",".join(config.labels)}},
+        "parameters": {
+            "labels": {"string_value": ",".join(config.labels)},
+            **{key: {"string_value": value} for key, value in config.serving},
+        },
     }
 
 
