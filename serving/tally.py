@@ -13,7 +13,9 @@ stay exact, only their writes are batched.
 Handles are updated on the event-loop thread only (where all the serving code that records runs);
 flushing is safe from any thread: the loop only adds to a handle's running total and queues a
 changed handle once (an atomic deque append), and a flush (serialised by a lock among flushers)
-writes what each queued total gained since that handle's last flush.
+writes what each queued total gained since that handle's last flush. A loop stopped before the
+end of its iteration leaves its last updates to the next write: a read of the registry, the
+next loop's first update, or ``Metrics.close()`` when the server stops.
 """
 
 from __future__ import annotations
@@ -47,7 +49,8 @@ class Tally:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._dirty: deque[_Slot] = deque()
-        self._scheduled = False
+        # The loop that will write the pending updates at the end of its iteration, if any.
+        self._scheduled_on: asyncio.AbstractEventLoop | None = None
 
     # ------------------------------------------------------------------ handles
 
@@ -83,19 +86,20 @@ class Tally:
         # deque.append and popleft are atomic: no lock on the loop's side.
         slot.dirty = True
         self._dirty.append(slot)
-        if not self._scheduled:
+        scheduled = self._scheduled_on
+        if scheduled is None or scheduled.is_closed():  # (a loop closed before it wrote)
             try:
                 loop = asyncio.get_running_loop()
             except RuntimeError:  # recorded outside a loop (a test, a tool): write it now
                 self.flush()
                 return
-            self._scheduled = True
+            self._scheduled_on = loop
             loop.call_soon(self._flush_on_loop)
 
     # ------------------------------------------------------------------ writing
 
     def _flush_on_loop(self) -> None:
-        self._scheduled = False
+        self._scheduled_on = None
         self.flush()
 
     def flush(self) -> None:

@@ -129,3 +129,25 @@ def test_no_update_is_lost_while_another_thread_keeps_reading() -> None:
         reader.join()
     assert registry.get_sample_value("calls_total", {"k": "c"}) == 200 * 50
     assert registry.get_sample_value("depth") == 0
+
+
+def test_a_loop_closed_before_its_write_does_not_stop_later_writes() -> None:
+    _, (counter, gauge, _), (t_counter, t_gauge, _) = _tallied("z")
+    loop = asyncio.new_event_loop()
+
+    def count() -> None:
+        t_counter.inc()  # schedules the write for this loop's next iteration ...
+        loop.stop()  # ... which never comes
+
+    loop.call_soon(count)
+    loop.run_forever()
+    loop.close()
+    assert counter.labels("z")._value.get() == 0
+
+    async def later() -> None:
+        t_gauge.inc()  # a new loop writes everything pending at the end of its iteration
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(later())
+    assert (counter.labels("z")._value.get(), gauge._value.get()) == (1, 1)
