@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 from serving.quality import CONFIDENCE_BUCKETS, BulkHistogram, PredictionQuality
+from serving.tally import Tally, TallyFlush
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -47,6 +48,10 @@ class Metrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
+        # Hot-path updates go through the tally (serving/tally.py); registered before the
+        # series so that every collect writes the pending updates before reading them.
+        self.tally = Tally()
+        self.registry.register(TallyFlush(self.tally))
         self._endpoint = MetricsEndpoint()
         r = self.registry
         self.requests = Counter(
@@ -148,7 +153,8 @@ class Metrics:
         return self._endpoint.start(self.registry, host, port)
 
     def close(self) -> None:
-        """Stop the HTTP endpoint if it runs."""
+        """Write pending updates (a worker's files outlive it) and stop the HTTP endpoint."""
+        self.tally.flush()
         self._endpoint.close()
 
     def for_version(self, model: str, version: str) -> VersionMetrics:
@@ -162,11 +168,12 @@ class VersionMetrics:
     def __init__(self, metrics: Metrics, model: str, version: str) -> None:
         self._metrics = metrics
         self._labels = (model, version)
-        self._queue_wait = metrics.queue_wait_seconds.labels(model, version)
-        self._compute = metrics.compute_seconds.labels(model, version)
-        self._batch = metrics.batch_size.labels(model, version)
-        self._depth = metrics.queue_images.labels(model, version)
-        self._images = metrics.images.labels(model, version)
+        tally = metrics.tally
+        self._queue_wait = tally.histogram(metrics.queue_wait_seconds.labels(model, version))
+        self._compute = tally.histogram(metrics.compute_seconds.labels(model, version))
+        self._batch = tally.histogram(metrics.batch_size.labels(model, version))
+        self._depth = tally.gauge(metrics.queue_images.labels(model, version))
+        self._images = tally.counter(metrics.images.labels(model, version))
         # Created at load so dashboards see 0, not a missing series, until the first rejection.
         self._rejected = {
             reason: metrics.rejected.labels(model, version, reason)
@@ -179,15 +186,14 @@ class VersionMetrics:
         self._batch.observe(size)
         self._compute.observe(compute_seconds)
         self._images.inc(size)
-        for wait in queue_waits:
-            self._queue_wait.observe(wait)
+        self._queue_wait.observe_all(queue_waits)
 
     def answered(self, probabilities: np.ndarray, labels: Sequence[str]) -> None:
         """Record the live-quality series of answered images ([N, classes] probabilities)."""
         if self._quality is None:
             m = self._metrics
             self._quality = PredictionQuality(
-                m.prediction_confidence, m.predictions, *self._labels, labels
+                m.prediction_confidence, m.predictions, *self._labels, labels, m.tally
             )
         self._quality.record(probabilities)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -140,3 +141,29 @@ def from_json_data(values: object, datatype: str, shape: Sequence[int], what: st
         if not np.array_equal(wide, np.round(wide)):
             raise InvalidInput(f"{what}: {datatype} values must be whole numbers")
     return wide.astype(dtype, copy=False).reshape(shape)
+
+
+# From this many float32 values a BLAS dot product (~3 us for a 64-image batch) checks them
+# faster than a float64 sum (~20 us); below it numpy's set-up dominates and the sum is cheaper.
+DOT_MIN_ELEMENTS = 4096
+
+
+def all_finite(array: np.ndarray) -> bool:
+    """Whether a float array holds no NaN or Inf; exact.
+
+    One reduction first (NaN and Inf survive it); only when it is not finite does the
+    element-wise check decide, since a float32 dot product can also overflow on large finite
+    values (a float64 sum of float32 values cannot).
+    """
+    if array.dtype != np.float32:  # rare: float64/float16 inputs, whose float64 sum may overflow
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(array.sum(dtype=np.float64)):
+                return True
+    elif array.size >= DOT_MIN_ELEMENTS:
+        flat = array.reshape(-1)
+        with np.errstate(over="ignore", invalid="ignore"):
+            if math.isfinite(np.dot(flat, flat)):
+                return True
+    elif math.isfinite(array.sum(dtype=np.float64)):  # float32 values cannot overflow it
+        return True
+    return bool(np.isfinite(array).all())

@@ -65,6 +65,8 @@ class CallHandling:
         # With worker processes every answer names the one that gave it.
         self._trailer = ((WORKER_PID_KEY, str(worker_pid)),) if worker_pid is not None else ()
         self._series: dict[tuple, tuple] = {}
+        # Recorded through the metrics' tally: written to Prometheus once per loop iteration.
+        self._inflight = metrics.tally.gauge(metrics.inflight)
 
     def wrap(self, method_path: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
         """``handler`` of ``/package.Service/Method`` with our per-call handling around it."""
@@ -102,9 +104,10 @@ class CallHandling:
         if series is None:
             # Label lookups take a lock and hash five strings; do them once per series.
             m = self._metrics
+            requests = m.requests.labels(info.model, info.version, api, method, code.name)
             series = self._series[key] = (
-                m.requests.labels(info.model, info.version, api, method, code.name),
-                m.request_seconds.labels(info.model, api, method),
+                m.tally.counter(requests),
+                m.tally.histogram(m.request_seconds.labels(info.model, api, method)),
             )
         series[0].inc()
         series[1].observe(seconds)
@@ -122,7 +125,8 @@ class CallHandling:
     def _unary(self, behavior: Callable, api: str, method: str) -> Callable:
         async def call(request: Any, context: grpc.aio.ServicerContext) -> Any:
             info = self._start(context, api, method)
-            self._metrics.inflight.inc()
+            inflight = self._inflight
+            inflight.inc()
             code = grpc.StatusCode.OK
             try:
                 if type(request) is Undecodable:
@@ -132,7 +136,7 @@ class CallHandling:
                 code = await self._fail(context, info, exc)
                 return None
             finally:
-                self._metrics.inflight.dec()
+                inflight.dec()
                 self._finish(info, code)
 
         return call
@@ -143,7 +147,7 @@ class CallHandling:
             code = grpc.StatusCode.OK
             # Every stream message is in flight from when it is read until it is answered:
             # both stream methods answer each message exactly once (streaming.pump).
-            inflight = self._metrics.inflight
+            inflight = self._inflight
             pending = 0
 
             async def counted() -> AsyncIterator:

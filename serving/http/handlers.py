@@ -57,6 +57,8 @@ class Handlers:
         self._ids = itertools.count(1)
         self._prefix = f"{os.getpid():x}-h"
         self._series: dict[tuple, tuple] = {}
+        # Recorded through the metrics' tally: written to Prometheus once per loop iteration.
+        self._inflight = metrics.tally.gauge(metrics.inflight)
 
     def wrap(self, endpoint: Endpoint, api: str, method: str) -> Endpoint:
         """``endpoint`` with the request context, auth, error table and metrics around it."""
@@ -65,7 +67,7 @@ class Handlers:
             given = request.headers.get("x-request-id", "")[:128]
             info = RequestInfo(given or f"{self._prefix}{next(self._ids)}", api, method)
             current_request.set(info)
-            self._metrics.inflight.inc()
+            self._inflight.inc()
             status = 500
             try:
                 if not self._auth.allows(method, request.headers.get("authorization")):
@@ -83,7 +85,7 @@ class Handlers:
                 message = client_message(exc, info.request_id)
                 return self._stamp(error_response(status, message, info.request_id))
             finally:
-                self._metrics.inflight.dec()
+                self._inflight.dec()
                 self._finish(info, api, method, status)
 
         return call
@@ -99,9 +101,10 @@ class Handlers:
         series = self._series.get(key)
         if series is None:
             m = self._metrics
+            requests = m.requests.labels(info.model, info.version, api, method, str(status))
             series = self._series[key] = (
-                m.requests.labels(info.model, info.version, api, method, str(status)),
-                m.request_seconds.labels(info.model, api, method),
+                m.tally.counter(requests),
+                m.tally.histogram(m.request_seconds.labels(info.model, api, method)),
             )
         series[0].inc()
         series[1].observe(seconds)

@@ -51,6 +51,7 @@ def test_quick_run_writes_json_and_png(tmp_path, capsys):
         ("bench.unary_cost", "--model"),
         ("bench.stats_overhead", "--rounds"),
         ("bench.cold_cache", "--model"),
+        ("bench.metrics_cost", "--calls"),
     ],
 )
 def test_every_documented_entry_point_answers_help(module, option):

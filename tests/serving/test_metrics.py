@@ -1,5 +1,6 @@
 """Metrics: the series exist, and a real Prometheus server scrapes and serves them."""
 
+import asyncio
 import time
 import urllib.request
 
@@ -7,6 +8,7 @@ import grpc
 import pytest
 
 from serving.api import open_inference_pb2_grpc
+from serving.metrics import Metrics
 from tests.helpers.processes import prom_query, prometheus, prometheus_binary
 from tests.helpers.requests import random_images, v2_request
 
@@ -71,3 +73,23 @@ def test_real_prometheus_scrapes_the_server(make_server, tmp_path):
         assert up and up[0]["value"][1] == "1"
         loaded = prom_query(url, "digits_model_loaded_info")
         assert {r["metric"]["model"] for r in loaded} == {"cnn", "one_vs_rest"}
+
+
+def test_close_writes_updates_still_pending_in_the_tally():
+    """A worker's series live in files that outlive it: what it counted in its last loop
+    iteration must reach them when it closes, not wait for an iteration that never comes."""
+    metrics = Metrics()
+    observer = metrics.for_version("cnn", "1")
+
+    async def last_iteration() -> tuple[float, float]:
+        observer.batch_done(3, [0.001, 0.002], 0.004)
+        # Read the value itself, not through the registry (a registry read flushes first),
+        # and before this loop iteration ends.
+        images = metrics.images.labels("cnn", "1")._value
+        before = images.get()
+        metrics.close()
+        return before, images.get()
+
+    assert asyncio.run(last_iteration()) == (0, 3)
+    labels = {"model": "cnn", "version": "1"}
+    assert metrics.registry.get_sample_value("digits_queue_wait_seconds_count", labels) == 2

@@ -4,8 +4,10 @@ import pytest
 from serving.errors import InvalidInput
 from serving.tensors import (
     CONTENTS_FIELD,
+    DOT_MIN_ELEMENTS,
     MAX_DIM,
     V2_TO_NUMPY,
+    all_finite,
     element_count,
     from_contents,
     from_raw,
@@ -69,3 +71,23 @@ def test_unknown_datatype_lists_the_known_ones():
 def test_contents_outside_the_datatype_range_are_invalid_input():
     with pytest.raises(InvalidInput, match="outside the range of INT8"):
         from_contents([1000], "INT8", [1], "x")
+
+
+@pytest.mark.parametrize("images", [1, 64])
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
+def test_all_finite_finds_one_bad_value_in_small_and_large_batches(images: int, bad: float) -> None:
+    # 64 images take the dot-product path (>= DOT_MIN_ELEMENTS values), one image the sum.
+    array = np.random.default_rng(0).random((images, 28, 28), dtype=np.float32)
+    assert (array.size >= DOT_MIN_ELEMENTS) == (images == 64)
+    assert all_finite(array)
+    array[images - 1, 27, 27] = bad
+    assert not all_finite(array)
+
+
+@pytest.mark.parametrize("images", [1, 64])
+def test_all_finite_accepts_large_finite_values_whose_reduction_overflows(images: int) -> None:
+    array = np.full((images, 28, 28), 3e38, dtype=np.float32)  # overflows a float32 dot
+    assert all_finite(array)
+    assert all_finite(np.full((images, 28, 28), 1e307))  # overflows a float64 sum
+    array[0, 0, 0] = np.nan
+    assert not all_finite(array)

@@ -133,7 +133,7 @@ def _train(
     """The fine-tuned Keras model, its history and the MNIST replay images used."""
     import keras
 
-    from training.train import set_seeds
+    from training.train import augmented_dataset, set_seeds
 
     if config.augment:
         replay_x, replay_y = replay_images(split, data, np.random.default_rng(config.seed))
@@ -158,6 +158,15 @@ def _train(
     if config.augment:
         history = model.fit(batches, epochs=config.epochs, shuffle=False, verbose=verbose)
         n_replay = len(replay_y)
+    elif config.augment_shift:
+        # Shifts only (mlp100): the whole mix is shifted, as in its own training.
+        x, y, n_replay = replay_mix(split, data, config.seed)
+        history = model.fit(
+            augmented_dataset(x, spec.targets(y), config),
+            epochs=config.epochs,
+            shuffle=False,  # the dataset shuffles itself
+            verbose=verbose,
+        )
     else:
         x, y, n_replay = replay_mix(split, data, config.seed)
         history = model.fit(
