@@ -104,14 +104,7 @@ def _say(text: str) -> None:
 
 
 def _tally_json(tally: Tally) -> dict[str, Any]:
-    return {
-        "sent": tally.sent,
-        "right": tally.right,
-        "unread": tally.unread,
-        "rated": tally.rated,
-        "corrected": tally.corrected,
-        "versions": dict(tally.versions),
-    }
+    return {**asdict(tally), "versions": dict(tally.versions)}
 
 
 @dataclass(frozen=True)
