@@ -13,6 +13,7 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import sqlite3
 import threading
@@ -229,6 +230,24 @@ def test_feedback_by_request_id_survives_a_server_restart(stack: ComposeProject)
     with sqlite3.connect(stack.volume_path("feedback-state") / "feedback.db") as db:
         rows = db.execute("SELECT id, label FROM feedback").fetchall()
     assert rows == [(receipt["id"], str(labels[0]))], rows
+
+
+def test_finetune_reads_the_replicas_store_and_refuses_too_few_corrections(
+    stack: ComposeProject,
+):
+    """docker-compose.yml's finetune command, run for real in the trainer image: it opens the
+    server's SQLite store on the `feedback-state` volume (the record of the test above) and
+    MNIST, and refuses to train on fewer than its 500 corrections (exit 2, the count named);
+    nothing reaches the model volume."""
+    robust = stack.volume_path("models") / "robust"
+    before = sorted(p.name for p in robust.iterdir())
+    t0 = time.monotonic()
+    done = stack.compose("run", "--rm", "finetune", profiles=("finetune",), check=False)
+    stack.timings["finetune refusal"] = round(time.monotonic() - t0, 1)
+    said = done.stdout + done.stderr
+    assert done.returncode == 2, said
+    assert re.search(r"\d+ corrections stored .*--min-feedback asks for at least 500", said), said
+    assert sorted(p.name for p in robust.iterdir()) == before
 
 
 def test_prometheus_in_compose_scrapes_the_server(stack: ComposeProject):
