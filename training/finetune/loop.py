@@ -193,6 +193,7 @@ def run_loop(options: LoopOptions, result: LoopResult) -> None:
     shutil.copytree(options.repository, repository, ignore=shutil.ignore_patterns(".*"))
     feedback_url = options.feedback_url or f"sqlite:///{(options.work / 'feedback.db').resolve()}"
     # Two disjoint sets of the same condition: the one corrected, and a fresh one.
+    _say(f"rendering 2 x {options.count} {options.condition} photos (digits-eval photos items)")
     first = condition_photos(options.condition, 0, options.count, options.photo_seed, options.data)
     fresh = condition_photos(
         options.condition, options.count, options.count, options.photo_seed, options.data
@@ -236,10 +237,13 @@ def _fine_tune_stage(
     before = existing_versions(repository / options.model)
     status, run_dir = _fine_tune(options, repository, feedback_url)
     result.fine_tune_status, result.fine_tune_report = status, str(run_dir)
-    for line in _gate_lines(run_dir):
+    gate = _gate_lines(run_dir)
+    for line in gate:
         _say(line)
     if status != 0:
-        why = "the promotion gate refused the candidate" if status == 1 else "it could not run"
+        why = "it could not run"
+        if status == 1:  # the promotion gate's report, or none: the ONNX export's check failed
+            why = "the promotion gate refused the candidate" if gate else "the ONNX gate failed"
         raise LoopStopped(
             f"fine-tune: {why} (digits-train exit {status}); the report is in {run_dir} "
             '(what to change: docs/learning.md, "When the gate refuses")',
