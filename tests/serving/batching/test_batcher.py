@@ -409,9 +409,14 @@ def test_full_batches_compute_on_every_instance_and_partial_ones_wait():
         await asyncio.sleep(0.02)
         full = [asyncio.create_task(batcher.submit(images(2, v))) for v in (1, 2)]
         partial = asyncio.create_task(batcher.submit(images(1, 3)))
+        # Both instances come to hold a full batch (a loaded machine may take a while to
+        # start the second thread), a third full one waits in the compute queue; the
+        # partial batch keeps growing.
+        for _ in range(500):
+            if runtime.now == 2:
+                break
+            await asyncio.sleep(0.01)
         await asyncio.sleep(0.05)
-        # Both instances hold a full batch, a third full one waits in the compute queue;
-        # the partial batch keeps growing.
         assert runtime.now == 2
         assert batcher.queued_images == 1
         runtime.gate.set()
