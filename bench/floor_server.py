@@ -1,6 +1,7 @@
 """The transport floor: a KServe V2 gRPC server that runs no model and no code of ours.
 
-Every ``ModelInfer`` gets one fixed answer (ten zero probabilities, 1x10 FP32), built once.
+Every ``ModelInfer`` gets one fixed answer (zero probabilities, ``--rows`` x 10 FP32, 1 by
+default; 64 for the batch-64 floor), built once; the request is parsed and dropped.
 The method is served from a generic handler only, as the digits server serves its methods
 (serving/grpc/methods.py): grpc.aio's registered methods cost a task per method on every call.
 What such a server costs per call is what the gRPC library, the event loop and the kernel
@@ -11,7 +12,10 @@ lowest on this machine:
 - ``uvloop``: the same on uvloop (the digits server's default, serving/event_loop.py),
 - ``sync``: ``grpc.server`` with a thread pool (what the naive server uses).
 
-    python bench/floor_server.py --engine aio [--port 0]
+    python bench/floor_server.py --engine aio [--port 0] [--rows 64] [--option NAME=INT ...]
+
+``--option`` adds a gRPC channel argument (e.g. ``grpc.http2.max_frame_size=65536``), to A/B
+what the library itself can do with 200 KB requests.
 
 Prints ``floor-server ready grpc=N http=-1 metrics=-1 pid=P`` once listening; SIGTERM stops it.
 """
@@ -37,20 +41,29 @@ from serving.api import open_inference_pb2_grpc as pb_grpc
 ENGINES = ("aio", "uvloop", "sync")
 
 
-def fixed_answer() -> pb.ModelInferResponse:
-    """The one answer: what the null model would return, without computing it."""
+def fixed_answer(rows: int = 1) -> pb.ModelInferResponse:
+    """The one answer: what the null model would return for ``rows`` images, uncomputed."""
     answer = pb.ModelInferResponse(
         model_name="null",
         model_version="1",
-        raw_output_contents=[np.zeros((1, 10), dtype="<f4").tobytes()],
+        raw_output_contents=[np.zeros((rows, 10), dtype="<f4").tobytes()],
     )
-    answer.outputs.add(name="probabilities", datatype="FP32", shape=[1, 10])
+    answer.outputs.add(name="probabilities", datatype="FP32", shape=[rows, 10])
     return answer
 
 
+def parse_option(text: str) -> tuple[str, int]:
+    """``NAME=INT`` as a gRPC channel argument."""
+    name, _, value = text.partition("=")
+    try:
+        return name, int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected NAME=INT, got {text!r}") from None
+
+
 class _SyncFloor(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self) -> None:
-        self._answer = fixed_answer()
+    def __init__(self, rows: int) -> None:
+        self._answer = fixed_answer(rows)
 
     def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.ServicerContext
@@ -59,8 +72,8 @@ class _SyncFloor(pb_grpc.GRPCInferenceServiceServicer):
 
 
 class _AioFloor(pb_grpc.GRPCInferenceServiceServicer):
-    def __init__(self) -> None:
-        self._answer = fixed_answer()
+    def __init__(self, rows: int) -> None:
+        self._answer = fixed_answer(rows)
 
     async def ModelInfer(
         self, request: pb.ModelInferRequest, context: grpc.aio.ServicerContext
@@ -84,10 +97,13 @@ def _ready(port: int) -> None:
     print(ReadyLine("floor-server", port, None, None, os.getpid()).format(), flush=True)
 
 
-def serve_sync(host: str, port: int, threads: int) -> None:
+Options = Sequence[tuple[str, int]]
+
+
+def serve_sync(host: str, port: int, threads: int, rows: int, options: Options) -> None:
     """The synchronous server until SIGTERM/SIGINT."""
-    server = grpc.server(ThreadPoolExecutor(max_workers=threads))
-    _register(_SyncFloor(), server)
+    server = grpc.server(ThreadPoolExecutor(max_workers=threads), options=list(options))
+    _register(_SyncFloor(rows), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -96,10 +112,10 @@ def serve_sync(host: str, port: int, threads: int) -> None:
     server.wait_for_termination()
 
 
-async def serve_aio(host: str, port: int) -> None:
+async def serve_aio(host: str, port: int, rows: int, options: Options) -> None:
     """The grpc.aio server until SIGTERM/SIGINT."""
-    server = grpc.aio.server()
-    _register(_AioFloor(), server)
+    server = grpc.aio.server(options=list(options))
+    _register(_AioFloor(rows), server)
     bound = server.add_insecure_port(f"{host}:{port}")
     await server.start()
     stop = asyncio.Event()
@@ -118,12 +134,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 = pick a free port")
     parser.add_argument("--threads", type=int, default=10, help="sync engine's thread pool")
+    parser.add_argument("--rows", type=int, default=1, help="rows of the fixed answer")
+    parser.add_argument(
+        "--option", type=parse_option, action="append", default=[], help="NAME=INT channel arg"
+    )
     args = parser.parse_args(argv)
     if args.engine == "sync":
-        serve_sync(args.host, args.port, args.threads)
+        serve_sync(args.host, args.port, args.threads, args.rows, args.option)
     else:
         kind = "uvloop" if args.engine == "uvloop" else "asyncio"
-        event_loop.run(serve_aio(args.host, args.port), kind)
+        event_loop.run(serve_aio(args.host, args.port, args.rows, args.option), kind)
     return 0
 
 

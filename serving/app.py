@@ -47,11 +47,14 @@ def runtime_config(settings: Settings, available: tuple[str, ...] | None = None)
         instances=instances,
         cpu_budget=budget,
         threads_fixed=settings.intra_op_threads > 0,
+        overflow_session=settings.overflow_session,
     )
     # Fail at start, not at the first model load, when CUDA is impossible.
     config.providers()
     small = (
-        f" (batches under {config.parallel_min_batch} images: 1, on CPU)"
+        f" (batches under {config.parallel_min_batch} images: 1, on CPU"
+        + (", and full batches that find every instance busy" if config.overflow_session else "")
+        + ")"
         if threads > 1 and config.parallel_min_batch > 0
         else ""
     )

@@ -492,6 +492,7 @@ class DataPlane:
             instance_kind="KIND_GPU" if target.model.provider == CUDA else "KIND_CPU",
             # onnxruntime sessions of this version (model.json instance_group or the server's).
             instance_count=target.model.instance_count,
+            overflow_session=target.model.overflow is not None,
             versions_kept=self._manager.max_versions,
             labels=manifest.labels,
             serving=self._serving_roles(target.name),

@@ -68,12 +68,17 @@ class InstanceGroup:
 
     count: int
     intra_op_threads: int = 0
+    # A full batch that finds every instance busy runs on the one-thread session copy at once
+    # (serving/runtime/onnx.py); None: the server's --overflow-session.
+    overflow: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The model.json form."""
         data: dict[str, Any] = {"count": self.count}
         if self.intra_op_threads:
             data["intra_op_threads"] = self.intra_op_threads
+        if self.overflow is not None:
+            data["overflow"] = self.overflow
         return data
 
 
@@ -198,15 +203,18 @@ class ModelManifest:
 def _instances(entry: Any, what: str) -> InstanceGroup | None:
     if entry is None:
         return None
-    if not isinstance(entry, dict) or set(entry) - {"count", "intra_op_threads"}:
-        raise ModelLoadError(f"{what} must be an object with count and intra_op_threads")
+    if not isinstance(entry, dict) or set(entry) - {"count", "intra_op_threads", "overflow"}:
+        raise ModelLoadError(f"{what} must be an object with count, intra_op_threads and overflow")
     count, threads = entry.get("count"), entry.get("intra_op_threads", 0)
     if type(count) is not int or type(threads) is not int or count < 1 or threads < 0:
         raise ModelLoadError(
             f"{what}: count must be an integer >= 1 and intra_op_threads an integer >= 0 "
             f"(0 = the CPU budget split between the instances), got {entry}"
         )
-    return InstanceGroup(count, threads)
+    overflow = entry.get("overflow")
+    if overflow is not None and type(overflow) is not bool:
+        raise ModelLoadError(f"{what}: overflow must be true or false, got {overflow!r}")
+    return InstanceGroup(count, threads, overflow)
 
 
 def _tensor(entry: Any, what: str) -> TensorSpec:

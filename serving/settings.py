@@ -296,6 +296,15 @@ class Settings:
             64,
         ),
     )
+    overflow_session: bool = field(
+        default=False,
+        metadata=_opt(
+            "a batch of at least --parallel-min-batch images that finds every instance busy "
+            "computes at once on the one-thread copy of the session instead of waiting (both "
+            "cores at batch 64 with one instance; CPU, more than one intra-op thread only); a "
+            "model.json instance_group overflow overrides it"
+        ),
+    )
     shadow: str = field(
         default="",
         metadata=_opt(

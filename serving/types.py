@@ -102,6 +102,8 @@ class ModelConfig:
     instance_count: int
     versions_kept: int
     labels: tuple[str, ...]
+    # Full batches overflow onto the one-thread session copy when every instance is busy.
+    overflow_session: bool = False
     # serving.json as applied: ("served_version" | "shadow_version" | "previous_version", v).
     serving: tuple[tuple[str, str], ...] = ()
 

@@ -225,14 +225,14 @@ class RepositoryManager:
         model = await asyncio.get_running_loop().run_in_executor(self._load_executor, load_blocking)
         observer = self.metrics.for_version(source.model, source.version)
         stats = VersionStats(source.model, source.version)
-        self._compute.ensure(model.instance_count)
+        self._compute.ensure(model.concurrent_batches)
         batcher = Batcher(
             model.run,
             self.limits,
             self._compute,
             name=f"{source.model}/{source.version}",
             observer=FanOut(observer, stats),
-            instances=model.instance_count,
+            instances=model.concurrent_batches,
         )
         batcher.start()
         observer.loaded(model.provider, model.device)

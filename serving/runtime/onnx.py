@@ -43,6 +43,8 @@ class RuntimeConfig:
     instances: int = 1
     # CPUs this process may use; a model.json with another instance count splits it anew.
     cpu_budget: int = 0
+    # Unless its model.json says: full batches overflow onto the one-thread copy (OnnxModel.run).
+    overflow_session: bool = False
     # The intra-op threads came from the user (--intra-op-threads), not from the budget.
     threads_fixed: bool = False
 
@@ -130,6 +132,13 @@ class OnnxModel:
     With several instances (Triton's ``instance_group``) each concurrent batch takes a free
     instance for its run, so batches computing at once never share a session and each
     instance's intra-op threads work on one batch.
+
+    With ``overflow``, a batch of at least ``parallel_min_batch`` images that finds every
+    instance busy runs at once on the first instance's one-thread session instead of waiting:
+    at batch 64 one instance then keeps both cores busy, while batch-1 traffic (whose
+    batches stay small) runs exactly as without it. A one-thread session computes on the
+    calling thread and onnxruntime sessions may run concurrently, so that session needs no
+    lock of its own.
     """
 
     def __init__(
@@ -139,6 +148,7 @@ class OnnxModel:
         provider: str,
         device: str,
         threads: int = 1,
+        overflow: bool = False,
     ) -> None:
         self.instances = [sessions] if isinstance(sessions, Sessions) else list(sessions)
         self.sessions = self.instances[0]
@@ -154,6 +164,12 @@ class OnnxModel:
         self._free: queue.LifoQueue[Sessions] = queue.LifoQueue()
         for instance in reversed(self.instances):
             self._free.put(instance)
+        self.overflow = self.sessions.small if overflow else None
+
+    @property
+    def concurrent_batches(self) -> int:
+        """Batches that may compute at once: one per instance, plus the overflow session."""
+        return len(self.instances) + (self.overflow is not None)
 
     @property
     def instance_count(self) -> int:
@@ -182,7 +198,12 @@ class OnnxModel:
                 raise ModelLoadError(f"{onnx_path}: onnxruntime refused it ({exc})") from None
             raise
         provider = check_active(config.provider, instances[0].parallel.get_providers())
-        model = cls(instances, manifest, provider, device_of(provider, config.device_id), threads)
+        group = manifest.instances
+        overflow = config.overflow_session
+        if group is not None and group.overflow is not None:
+            overflow = group.overflow
+        device = device_of(provider, config.device_id)
+        model = cls(instances, manifest, provider, device, threads, overflow)
         model._check_signature()
         model._probe()
         return model
@@ -237,7 +258,13 @@ class OnnxModel:
     def run(self, images: np.ndarray) -> np.ndarray:
         """Run one batch on a free instance (called from a compute thread; waits for an
         instance when every one is busy)."""
-        instance = self._free.get()
+        if self.overflow is not None and images.shape[0] >= self.sessions.min_batch:
+            try:
+                instance = self._free.get_nowait()
+            except queue.Empty:  # every instance computes: start beside them, now
+                return self.overflow.run(self._outputs, {self._input_name: images})[0]
+        else:
+            instance = self._free.get()
         try:
             session = instance.for_batch(images.shape[0])
             return session.run(self._outputs, {self._input_name: images})[0]

@@ -62,6 +62,7 @@ def test_writer_output_is_schema_valid_and_read_back_equal(tmp_path):
         (lambda d: d.update(instance_group={"count": 0}), "instance_group"),
         (lambda d: d.update(instance_group={"count": 2, "threads": 1}), "instance_group"),
         (lambda d: d.update(instance_group={"count": 2, "intra_op_threads": -1}), "instance_group"),
+        (lambda d: d.update(instance_group={"count": 1, "overflow": "yes"}), "overflow"),
     ],
 )
 def test_code_and_schema_refuse_the_same_broken_manifests(change, message):
@@ -85,6 +86,11 @@ def test_an_instance_group_round_trips_and_stays_out_of_extra():
     assert manifest.to_json()["instance_group"] == {"count": 2, "intra_op_threads": 1}
     data["instance_group"] = {"count": 3}
     assert ModelManifest.from_json(data).instances == InstanceGroup(3, 0)
+    data["instance_group"] = {"count": 1, "overflow": False}
+    _valid(data)
+    manifest = ModelManifest.from_json(data)
+    assert manifest.instances == InstanceGroup(1, 0, overflow=False)
+    assert manifest.to_json()["instance_group"] == {"count": 1, "overflow": False}
 
 
 def test_sigmoid_needs_two_labels():

@@ -39,6 +39,7 @@ def test_config_matches_the_model(seen):
     assert config["version_policy"] == {"latest": {"num_versions": 2}}
     assert config["dynamic_batching"] == {}  # no delay (0 us), no preferred sizes
     assert config["parameters"]["labels"]["string_value"] == ",".join(map(str, range(10)))
+    assert config["parameters"]["overflow_session"]["string_value"] == "false"
 
 
 def test_statistics_count_exactly_what_was_sent(seen):
@@ -110,6 +111,21 @@ def test_a_model_json_instance_group_is_what_the_config_shows(repo, make_server)
     # Every instance is a session of its own, each with its share of the intra-op threads.
     version = server.app.dataplane.resolve("mlp", "")
     assert len({id(s.parallel) for s in version.model.instances}) == 3
+
+
+def test_the_overflow_session_follows_the_server_unless_model_json_says(repo, make_server):
+    publish(repo, "mlp", 1, linear_softmax(seed=3), instance_group={"count": 1, "overflow": False})
+    server = make_server(overflow_session=True, intra_op_threads=2, parallel_min_batch=32)
+    shown = {}
+    for model in ("cnn", "mlp"):
+        status, _, body = http("GET", f"{server.http_url}/v2/models/{model}/config")
+        assert status == 200
+        shown[model] = json.loads(body)["parameters"]["overflow_session"]["string_value"]
+    assert shown == {"cnn": "true", "mlp": "false"}
+    # One more batch computes at once where it is on: the batcher and the compute pool know.
+    cnn = server.app.dataplane.resolve("cnn", "")
+    assert cnn.model.concurrent_batches == 2 and cnn.batcher.instances == 2
+    assert server.app.dataplane.resolve("mlp", "").model.concurrent_batches == 1
 
 
 OURS = [

@@ -83,6 +83,50 @@ def test_each_batch_computing_at_once_takes_an_instance_of_its_own(repo):
         model._free.put(held)
 
 
+def test_a_full_batch_finding_the_instance_busy_overflows_onto_the_one_thread_session(repo):
+    source = repo / "cnn" / "1"
+    manifest = ModelManifest.read(source / "model.json")
+    config = RuntimeConfig(
+        provider="cpu", intra_op_threads=2, parallel_min_batch=8, overflow_session=True
+    )
+    model = OnnxModel.load(source / "model.onnx", manifest, config)
+    assert model.overflow is model.sessions.small and model.concurrent_batches == 2
+    rng = np.random.default_rng(0)
+    full = rng.random((8, 28, 28), dtype=np.float32)
+    partial = rng.random((3, 28, 28), dtype=np.float32)
+    expected = model.run(full)
+    held = model._free.get()  # a batch computes on the only instance
+    try:
+        # A full batch starts beside it at once, with the same answers...
+        np.testing.assert_allclose(model.run(full), expected, rtol=1e-4, atol=1e-5)
+        # ...a partial one waits for the instance, as without the overflow.
+        done = threading.Event()
+        waiter = threading.Thread(target=lambda: (model.run(partial), done.set()))
+        waiter.start()
+        assert not done.wait(0.2)
+    finally:
+        model._free.put(held)
+    assert done.wait(10)
+    waiter.join()
+
+
+def test_no_overflow_without_a_one_thread_session_or_when_model_json_says_no(repo):
+    source = repo / "cnn" / "1"
+    manifest = ModelManifest.read(source / "model.json")
+    on = RuntimeConfig(
+        provider="cpu", intra_op_threads=2, parallel_min_batch=8, overflow_session=True
+    )
+    one_thread = RuntimeConfig(
+        provider="cpu", intra_op_threads=1, parallel_min_batch=8, overflow_session=True
+    )
+    assert OnnxModel.load(source / "model.onnx", manifest, one_thread).overflow is None
+    refused = manifest.replace(instances=InstanceGroup(1, overflow=False))
+    assert OnnxModel.load(source / "model.onnx", refused, on).overflow is None
+    asked = manifest.replace(instances=InstanceGroup(1, overflow=True))
+    config = RuntimeConfig(provider="cpu", intra_op_threads=2, parallel_min_batch=8)
+    assert OnnxModel.load(source / "model.onnx", asked, config).concurrent_batches == 2
+
+
 def test_batches_one_after_another_reuse_the_instance_used_last(repo):
     source = repo / "cnn" / "1"
     manifest = ModelManifest.read(source / "model.json").replace(instances=InstanceGroup(3, 1))
