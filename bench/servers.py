@@ -59,9 +59,10 @@ def start_naive_server(repository: Path, session_options: str = "server") -> Ser
     return _started("naive-server", argv)
 
 
-def start_floor_server(engine: str) -> ServerProcess:
-    """``bench/floor_server.py`` (no model, one fixed answer) on ``engine``: aio, uvloop, sync."""
-    argv = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--engine", engine]
+def start_floor_server(engine: str, extra: Sequence[str] = ()) -> ServerProcess:
+    """``bench/floor_server.py`` (no model, one fixed answer) on ``engine``: aio, uvloop, sync;
+    ``extra``: its other flags (``--rows 64``, ``--option NAME=INT``)."""
+    argv = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--engine", engine, *extra]
     return _started("floor-server", argv)
 
 

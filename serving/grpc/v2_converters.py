@@ -146,7 +146,8 @@ def config_to_pb(config: ModelConfig) -> pb.ModelConfigResponse:
     )
     # The same text the HTTP transport sends (serving/http/triton_converters.py).
     out.parameters["labels"].string_value = ",".join(config.labels)
-    out.parameters["overflow_session"].string_value = str(config.overflow_session).lower()
+    if config.overflow_session:  # shown only where on: the parameters list serving choices
+        out.parameters["overflow_session"].string_value = "true"
     for key, value in config.serving:  # serving.json's choices (served, shadow, previous)
         out.parameters[key].string_value = value
     return pb.ModelConfigResponse(config=out)

@@ -35,7 +35,7 @@ def config_json(config: ModelConfig) -> dict[str, Any]:
         "version_policy": {"latest": {"num_versions": config.versions_kept}},
         "parameters": {
             "labels": {"string_value": ",".join(config.labels)},
-            "overflow_session": {"string_value": str(config.overflow_session).lower()},
+            **({"overflow_session": {"string_value": "true"}} if config.overflow_session else {}),
             **{key: {"string_value": value} for key, value in config.serving},
         },
     }

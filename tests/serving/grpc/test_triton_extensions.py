@@ -39,7 +39,7 @@ def test_config_matches_the_model(seen):
     assert config["version_policy"] == {"latest": {"num_versions": 2}}
     assert config["dynamic_batching"] == {}  # no delay (0 us), no preferred sizes
     assert config["parameters"]["labels"]["string_value"] == ",".join(map(str, range(10)))
-    assert config["parameters"]["overflow_session"]["string_value"] == "false"
+    assert "overflow_session" not in config["parameters"]  # off unless asked for
 
 
 def test_statistics_count_exactly_what_was_sent(seen):
@@ -120,8 +120,8 @@ def test_the_overflow_session_follows_the_server_unless_model_json_says(repo, ma
     for model in ("cnn", "mlp"):
         status, _, body = http("GET", f"{server.http_url}/v2/models/{model}/config")
         assert status == 200
-        shown[model] = json.loads(body)["parameters"]["overflow_session"]["string_value"]
-    assert shown == {"cnn": "true", "mlp": "false"}
+        shown[model] = json.loads(body)["parameters"].get("overflow_session")
+    assert shown == {"cnn": {"string_value": "true"}, "mlp": None}
     # One more batch computes at once where it is on: the batcher and the compute pool know.
     cnn = server.app.dataplane.resolve("cnn", "")
     assert cnn.model.concurrent_batches == 2 and cnn.batcher.instances == 2
