@@ -15,8 +15,9 @@ Servers: the transport floor (bench/floor_server.py: the gRPC library answering 
 message, no model and no code of ours) on grpc.aio + asyncio, grpc.aio + uvloop and sync
 grpc; NVIDIA Triton (bench/triton_peer.py, Python backend running onnxruntime, 1 and 2
 instances); the naive server (sync grpc, one ``session.run`` per request); the null model
-served by one worker (the transport ceiling); ours with ``--workers 1`` and ``auto``; and
-onnxruntime in this process at batch 1 and 64 (the compute limit). Servers are measured in
+served by one worker (the transport ceiling); ours with ``--workers 1``, ``auto``,
+``--model-instances N`` and ``--overflow-session``; and onnxruntime in this process at
+batch 1 and 64 (the compute limit). Servers are measured in
 ``--rounds`` interleaved rounds; the tables take each row's best round. Server CPU is read
 from /proc for the server and all its child processes (workers, Triton's backend stubs).
 Writes ``<out>.json`` and ``<out>.png``; prints the tables.
@@ -258,6 +259,10 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         per_cpu = ("--workers", "1", "--model-instances", str(auto))
         label = f"ours --model-instances {auto}"
         servers.append((label, 1, lambda: start_digits_server(repo, per_cpu)))
+        # One instance whose full batches overflow onto its one-thread copy when it is busy.
+        overflow = ("--workers", "1", "--overflow-session")
+        label = "ours --overflow-session"
+        servers.append((label, 1, lambda: start_digits_server(repo, overflow)))
     if auto > 1:
         servers.append(
             (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))
