@@ -8,7 +8,7 @@ h2load counts every HTTP 200 as a success, but a gRPC error is an HTTP 200 too (
 travels in the trailers; grpcio sends an empty 5-byte frame with it). So the answers are
 counted from the response data bytes: every real answer carries one frame of a known size.
 
-    python -m bench.h2load --port 8001 --model cnn -n 20000 -c 4 -m 16
+    python -m bench.h2load --port 8001 --model cnn -n 20000 -c 4 -m 16 [--batch 64]
 """
 
 from __future__ import annotations
@@ -178,14 +178,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("-c", "--clients", type=int, default=4)
     parser.add_argument("-m", "--streams", type=int, default=16)
     parser.add_argument("-t", "--threads", type=int, default=1)
+    parser.add_argument("--batch", type=int, default=1, help="images per request")
     args = parser.parse_args(argv)
-    frame, answer_bytes = model_infer_frames(args.model, args.host, args.port)
+    frame, answer_bytes = model_infer_frames(args.model, args.host, args.port, args.batch)
     url = f"http://{args.host}:{args.port}{MODEL_INFER_PATH}"
     result = run(url, frame, args.requests, args.clients, args.streams, args.threads)
     answers = result.answers(answer_bytes)
     print(
-        f"{args.model} batch 1, {args.clients * args.streams} in flight "
-        f"({args.clients} conns x {args.streams} streams): {result.requests_per_s:,.0f} req/s, "
+        f"{args.model} batch {args.batch}, {args.clients * args.streams} in flight "
+        f"({args.clients} conns x {args.streams} streams): {result.requests_per_s:,.0f} req/s "
+        f"({answers * args.batch / result.seconds:,.0f} images/s), "
         f"mean {result.mean_ms:.2f} ms, {answers}/{result.total} real answers "
         f"({result.succeeded} HTTP 2xx)"
     )
