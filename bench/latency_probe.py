@@ -71,11 +71,14 @@ def one_image_request(model: str) -> pb.ModelInferRequest:
 
 
 def call_seconds(
-    stub: open_inference_pb2_grpc.GRPCInferenceServiceStub, model: str, calls: int
+    stub: open_inference_pb2_grpc.GRPCInferenceServiceStub,
+    model: str,
+    calls: int,
+    warmup: int = WARMUP_CALLS,
 ) -> list[float]:
-    """``calls`` sequential calls' latencies (s), after a warm-up."""
+    """``calls`` sequential calls' latencies (s), after ``warmup`` calls."""
     request = one_image_request(model)
-    for _ in range(WARMUP_CALLS):
+    for _ in range(warmup):
         stub.ModelInfer(request, timeout=10)
     times = []
     for _ in range(calls):
