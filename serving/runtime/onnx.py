@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -155,10 +154,6 @@ class OnnxModel:
         self._free: queue.LifoQueue[Sessions] = queue.LifoQueue()
         for instance in reversed(self.instances):
             self._free.put(instance)
-        # One instance (the default): a plain lock keeps its runs one at a time for ~0.2 us
-        # instead of the queue's ~3 us (a Condition and two locks per get and put), paid by
-        # every batch-1 call (docs/performance.md, c=1 latency).
-        self._only = threading.Lock() if len(self.instances) == 1 else None
 
     @property
     def instance_count(self) -> int:
@@ -242,10 +237,6 @@ class OnnxModel:
     def run(self, images: np.ndarray) -> np.ndarray:
         """Run one batch on a free instance (called from a compute thread; waits for an
         instance when every one is busy)."""
-        if self._only is not None:
-            with self._only:
-                session = self.sessions.for_batch(images.shape[0])
-                return session.run(self._outputs, {self._input_name: images})[0]
         instance = self._free.get()
         try:
             session = instance.for_batch(images.shape[0])

@@ -96,23 +96,3 @@ def test_batches_one_after_another_reuse_the_instance_used_last(repo):
         model.run(images)
     # Its weights stay warm in the caches: never a round robin over the copies.
     assert used == [model.instances[0]] * 5
-
-
-def test_one_instance_runs_one_batch_at_a_time(repo):
-    model = load(repo, threads=1, min_batch=0)
-    assert model.instance_count == 1
-    images = np.random.default_rng(0).random((2, 28, 28), dtype=np.float32)
-    expected = model.run(images)
-    # A batch in flight holds the only instance: the next one waits instead of sharing it.
-    model._only.acquire()
-    results = []
-    done = threading.Event()
-    waiter = threading.Thread(target=lambda: (results.append(model.run(images)), done.set()))
-    try:
-        waiter.start()
-        assert not done.wait(0.2)
-    finally:
-        model._only.release()
-    assert done.wait(10)
-    waiter.join()
-    np.testing.assert_allclose(results[0], expected, rtol=1e-5)
