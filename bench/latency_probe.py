@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shlex
 import statistics
@@ -37,12 +38,11 @@ import numpy as np
 from bench.host import ROOT
 from bench.models import build_repository
 from bench.servers import (
-    READY_TIMEOUT_S,
     start_digits_server,
     start_floor_server,
     start_naive_server,
 )
-from clients.server_process import ServerProcess, serve_argv
+from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 
@@ -76,37 +76,21 @@ def call_seconds(
     calls: int,
     warmup: int = WARMUP_CALLS,
 ) -> list[float]:
-    """``calls`` sequential calls' latencies (s), after ``warmup`` calls."""
+    """``calls`` sequential V2 calls' latencies (s), after ``warmup`` calls."""
     request = one_image_request(model)
+    return timed_calls(lambda: stub.ModelInfer(request, timeout=10), calls, warmup)
+
+
+def timed_calls(call: Callable[[], object], calls: int, warmup: int) -> list[float]:
+    """Each of ``calls`` sequential ``call()``s' latency (s), after ``warmup`` untimed ones."""
     for _ in range(warmup):
-        stub.ModelInfer(request, timeout=10)
+        call()
     times = []
     for _ in range(calls):
         start = time.perf_counter()
-        stub.ModelInfer(request, timeout=10)
+        call()
         times.append(time.perf_counter() - start)
     return times
-
-
-def start_checkout(checkout: Path, repo: Path) -> ServerProcess:
-    """The digits server of another checkout (its ``.venv``), one worker, ready."""
-    argv = serve_argv(
-        repo,
-        "--repository-poll-seconds",
-        "0",
-        "--log-level",
-        "warning",
-        "--workers",
-        "1",
-        python=str(checkout / ".venv" / "bin" / "python"),
-    )
-    server = ServerProcess(argv, name=f"digits-server-{checkout.name}", cwd=checkout)
-    try:
-        server.wait_ready(READY_TIMEOUT_S)
-    except BaseException:
-        server.close()
-        raise
-    return server
 
 
 def targets(
@@ -124,7 +108,8 @@ def targets(
             raise SystemExit(f"unknown server {name!r}; choose from {', '.join(BASELINES)}")
     for spec in checkouts:
         label, _, path = spec.partition("=")
-        found.append(Target(label, lambda path=Path(path): start_checkout(path, repo)))
+        start = functools.partial(start_digits_server, repo, ("--workers", "1"), Path(path))
+        found.append(Target(label, start))
     for spec in ours or ("ours=",):
         label, _, flags = spec.partition("=")
         extra = ("--workers", "1", *shlex.split(flags))
