@@ -32,7 +32,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -44,6 +43,7 @@ import numpy as np
 from bench import h2load
 from bench.drivers.h2load_native import run_h1, verdict
 from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, training_processes
+from bench.latency_probe import call_seconds
 from bench.measure import in_process_images_per_s
 from bench.models import NULL_MODEL, build_repository
 from bench.servers import (
@@ -65,7 +65,6 @@ from clients.load import LoadConfig
 from clients.load.http_payloads import rest_binary_request
 from clients.processes import HOST
 from clients.server_process import ServerProcess
-from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 from serving.runtime.providers import cpu_budget
 
@@ -143,19 +142,9 @@ def _rss_mb(pid: int) -> float:
 
 
 def _p50_one_in_flight(address: str, model: str) -> float:
-    images = np.random.default_rng(1).random((1, 28, 28), dtype=np.float32)
-    request = pb.ModelInferRequest(model_name=model)
-    request.inputs.add(name="images", datatype="FP32", shape=[1, 28, 28])
-    request.raw_input_contents.append(images.tobytes())
     with grpc.insecure_channel(address) as channel:
         stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
-        for _ in range(100):  # warm the connection and the session
-            stub.ModelInfer(request, timeout=10)
-        times = []
-        for _ in range(LATENCY_CALLS):
-            start = time.perf_counter()
-            stub.ModelInfer(request, timeout=10)
-            times.append(time.perf_counter() - start)
+        times = call_seconds(stub, model, LATENCY_CALLS, warmup=100)
     return statistics.median(times) * 1e3
 
 

@@ -28,8 +28,8 @@ def in_process_settings(repository: Path = ROOT / "model_repository") -> Setting
     )
 
 
-def _started(name: str, argv: list[str]) -> ServerProcess:
-    server = ServerProcess(argv, name=name, cwd=ROOT)
+def _started(name: str, argv: list[str], cwd: Path = ROOT) -> ServerProcess:
+    server = ServerProcess(argv, name=name, cwd=cwd)
     try:
         server.wait_ready(READY_TIMEOUT_S)
     except BaseException:
@@ -38,10 +38,19 @@ def _started(name: str, argv: list[str]) -> ServerProcess:
     return server
 
 
-def start_digits_server(repository: Path, extra: Sequence[str] = ()) -> ServerProcess:
-    """``python -m serving`` on ``repository``, loopback ports picked by the OS, ready."""
-    argv = serve_argv(repository, "--repository-poll-seconds", "0", "--log-level", "warning")
-    return _started("digits-server", [*argv, *extra])
+def start_digits_server(
+    repository: Path, extra: Sequence[str] = (), checkout: Path | None = None
+) -> ServerProcess:
+    """``python -m serving`` on ``repository``, loopback ports picked by the OS, ready;
+    ``checkout``: the server of another checkout of this repository, run by its ``.venv``."""
+    if checkout is None:
+        argv = serve_argv(repository, "--repository-poll-seconds", "0", "--log-level", "warning")
+        return _started("digits-server", [*argv, *extra])
+    python = str(checkout / ".venv" / "bin" / "python")
+    argv = serve_argv(
+        repository, "--repository-poll-seconds", "0", "--log-level", "warning", python=python
+    )
+    return _started(f"digits-server-{checkout.name}", [*argv, *extra], cwd=checkout)
 
 
 def start_naive_server(repository: Path, session_options: str = "server") -> ServerProcess:

@@ -47,6 +47,7 @@ import onnxruntime as ort
 from onnx import compose, helper
 
 from bench.host import ROOT, cpu_seconds
+from bench.latency_probe import timed_calls
 from clients.server_process import ServerProcess, serve_argv
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
@@ -89,12 +90,7 @@ def combined_graph(served: onnx.ModelProto, candidate: onnx.ModelProto) -> onnx.
 
 def median_ms(run: Callable[[], object], calls: int) -> float:
     """Median milliseconds of ``calls`` calls of ``run``."""
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
+    return 1000 * statistics.median(timed_calls(run, calls, 0))
 
 
 def compute_part(rounds: int, fraction: float) -> dict[str, dict[str, float]]:
@@ -220,14 +216,8 @@ def request(image: np.ndarray, model: str) -> pb.ClassifyRequest:
 def c1_ms(stub: digits_pb2_grpc.DigitClassifierStub, model: str, calls: int) -> list[float]:
     image = np.random.default_rng(1).integers(0, 256, (28, 28), dtype=np.uint8)
     message = request(image, model)
-    for _ in range(C1_WARMUP):
-        stub.Classify(message, timeout=30)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        stub.Classify(message, timeout=30)
-        times.append(1000 * (time.perf_counter() - start))
-    return times
+    seconds = timed_calls(lambda: stub.Classify(message, timeout=30), calls, C1_WARMUP)
+    return [1000 * s for s in seconds]
 
 
 async def load(address: str, model: str, seconds: float, concurrency: int = 64) -> int:

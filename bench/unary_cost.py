@@ -19,7 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import grpc
 import numpy as np
@@ -62,7 +62,8 @@ async def _best_async(step: Callable[[], object]) -> float:
     return best * 1e6
 
 
-def _request(model: str, batch: int) -> pb.ModelInferRequest:
+def v2_request(model: str, batch: int) -> pb.ModelInferRequest:
+    """A V2 request of ``batch`` random 28x28 FP32 images for ``model``."""
     images = np.random.default_rng(0).random((batch, 28, 28), dtype=np.float32)
     request = pb.ModelInferRequest(model_name=model)
     request.inputs.add(name="images", datatype="FP32", shape=[batch, 28, 28])
@@ -89,11 +90,9 @@ class _Context:
         pass
 
 
-async def _handler_in_flight(
-    core: DataPlane, metrics: Metrics, wire: bytes, batch: int, in_flight: int
-) -> float:
-    """Best-of-rounds process CPU microseconds per call of the wrapped V2 handler, with
-    ``in_flight`` callers each parsing, handling and serialising one call after another."""
+def v2_handler(core: DataPlane, metrics: Metrics) -> Callable[[bytes], Awaitable[bytes]]:
+    """Request bytes -> response bytes through the wrapped V2 ``ModelInfer`` handler, as the
+    server registers it (serving/grpc/calls.py around the servicer), without gRPC itself."""
     wrapped = CallHandling(metrics, RequestIds()).wrap(
         "/inference.GRPCInferenceService/ModelInfer",
         grpc.unary_unary_rpc_method_handler(
@@ -105,9 +104,22 @@ async def _handler_in_flight(
     parse, handle = wrapped.request_deserializer, wrapped.unary_unary
     serialise = wrapped.response_serializer
 
+    async def call(wire: bytes) -> bytes:
+        return serialise(await handle(parse(wire), _Context()))
+
+    return call
+
+
+async def _handler_in_flight(
+    core: DataPlane, metrics: Metrics, wire: bytes, batch: int, in_flight: int
+) -> float:
+    """Best-of-rounds process CPU microseconds per call of the wrapped V2 handler, with
+    ``in_flight`` callers each parsing, handling and serialising one call after another."""
+    call = v2_handler(core, metrics)
+
     async def caller(calls: int) -> None:
         for _ in range(calls):
-            serialise(await handle(parse(wire), _Context()))
+            await call(wire)
 
     # A 64-image call costs ~30-60x a one-image one: fewer of them keep the row's time sane.
     per_caller = max(1, CALLS // in_flight // (16 if batch > 1 else 1))
@@ -125,7 +137,7 @@ async def measure(model: str) -> list[tuple[str, float]]:
     app = ServerApp(in_process_settings())
     await app.start()
     try:
-        request = _request(model, 1)
+        request = v2_request(model, 1)
         wire = request.SerializeToString()
         images = inputs_from_pb(request)[0][1]
         core = app.dataplane
@@ -164,7 +176,7 @@ async def measure(model: str) -> list[tuple[str, float]]:
             ("interceptor bookkeeping (context, metrics)", _best(bookkeeping)),
         ]
         for batch, in_flight in IN_FLIGHT:
-            calls = _request(model, batch).SerializeToString()
+            calls = v2_request(model, batch).SerializeToString()
             steps.append(
                 (
                     f"whole V2 handler, batch {batch}, {in_flight} in flight (process CPU)",
