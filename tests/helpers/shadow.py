@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -59,14 +57,6 @@ def sample(server: ServerThread, name: str, **labels: str) -> float:
     """A metric's value in the server's registry (0 when the series does not exist)."""
     value = server.app.metrics.registry.get_sample_value(name, labels)
     return value or 0.0
-
-
-def wait_for(check: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Poll ``check`` until true (the shadow computes after the answer went out)."""
-    end = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < end, "timed out"
-        time.sleep(0.01)
 
 
 def offline_labels(version: str, images: np.ndarray) -> np.ndarray:

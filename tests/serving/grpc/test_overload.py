@@ -6,7 +6,10 @@ import grpc
 import pytest
 
 from serving.api import open_inference_pb2_grpc
+from tests.helpers.polling import wait_for
 from tests.helpers.requests import random_images, v2_request
+
+LABELS = {"model": "cnn", "version": "1"}
 
 
 @pytest.fixture
@@ -16,10 +19,12 @@ def slow_queue_server(make_server):
 
 
 def test_full_queue_gets_resource_exhausted_at_once(slow_queue_server):
+    registry = slow_queue_server.app.metrics.registry
     with grpc.insecure_channel(slow_queue_server.address) as channel:
         stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
         queued = [stub.ModelInfer.future(v2_request(random_images(2))) for _ in range(2)]
-        time.sleep(0.2)
+        # Both queued (4 of 4 images) before the third call is sent.
+        wait_for(lambda: registry.get_sample_value("digits_queue_images", LABELS) == 4, 5)
         start = time.monotonic()
         with pytest.raises(grpc.RpcError) as info:
             stub.ModelInfer(v2_request(random_images(1)), timeout=5)
@@ -36,28 +41,19 @@ def test_deadline_passing_in_queue_is_deadline_exceeded_and_never_computed(slow_
         with pytest.raises(grpc.RpcError) as info:
             stub.ModelInfer(v2_request(random_images(3)), timeout=0.2)
         assert info.value.code() is grpc.StatusCode.DEADLINE_EXCEEDED
-        time.sleep(0.1)
-        labels = {"model": "cnn", "version": "1"}
         # The slot is free again and the images were never run.
-        assert registry.get_sample_value("digits_queue_images", labels) == 0
+        wait_for(lambda: registry.get_sample_value("digits_queue_images", LABELS) == 0, 5)
         assert stub.ModelInfer(v2_request(random_images(4)), timeout=5).outputs
-        assert registry.get_sample_value("digits_batch_size_sum", labels) == 4
+        assert registry.get_sample_value("digits_batch_size_sum", LABELS) == 4
 
 
 def test_cancelled_call_frees_its_queue_slot(slow_queue_server):
     registry = slow_queue_server.app.metrics.registry
-    labels = {"model": "cnn", "version": "1"}
     with grpc.insecure_channel(slow_queue_server.address) as channel:
         stub = open_inference_pb2_grpc.GRPCInferenceServiceStub(channel)
         call = stub.ModelInfer.future(v2_request(random_images(4)))
-        time.sleep(0.2)
-        assert registry.get_sample_value("digits_queue_images", labels) == 4
+        wait_for(lambda: registry.get_sample_value("digits_queue_images", LABELS) == 4, 5)
         call.cancel()
-        deadline = time.monotonic() + 2
-        while (
-            registry.get_sample_value("digits_queue_images", labels) and time.monotonic() < deadline
-        ):
-            time.sleep(0.02)
-        assert registry.get_sample_value("digits_queue_images", labels) == 0
+        wait_for(lambda: registry.get_sample_value("digits_queue_images", LABELS) == 0, 5)
         # The freed slot takes a new request at once (the queue holds only 4 images).
         assert stub.ModelInfer(v2_request(random_images(4)), timeout=5).outputs

@@ -13,6 +13,7 @@ from serving.feedback import cli
 from serving.feedback.store import open_store
 from serving.repository.policy import ServingPolicy, write_policy
 from serving.shadow.metrics import OUTCOMES
+from tests.helpers.polling import wait_for
 from tests.helpers.shadow import (
     classify,
     digits,
@@ -20,7 +21,6 @@ from tests.helpers.shadow import (
     policy_call,
     post_json,
     sample,
-    wait_for,
 )
 
 PAIR = {"model": "cnn", "served": "2", "candidate": "1"}
