@@ -8,10 +8,18 @@ from serving.api import digits_pb2 as pb
 from serving.dataplane import describe_input
 from serving.errors import InvalidInput
 from serving.predictions import class_probabilities, winners
+from serving.repository.policy import ServingPolicy
+from serving.shadow.rollout import PROMOTE, ROLLBACK, SHADOW, UNSHADOW
 from serving.types import InferResult, ModelSummary
 
 _PIXEL_DTYPES = {pb.PIXEL_TYPE_UINT8: np.dtype("u1"), pb.PIXEL_TYPE_FLOAT32: np.dtype("<f4")}
 _PIXELS = 28 * 28
+_ACTIONS = {
+    pb.SERVING_ACTION_SHADOW: SHADOW,
+    pb.SERVING_ACTION_UNSHADOW: UNSHADOW,
+    pb.SERVING_ACTION_PROMOTE: PROMOTE,
+    pb.SERVING_ACTION_ROLLBACK: ROLLBACK,
+}
 
 
 def raw_images(raw: pb.RawImages) -> np.ndarray:
@@ -64,4 +72,23 @@ def model_info_to_pb(summary: ModelSummary) -> pb.ModelInfo:
         description=summary.description,
         ready=True,
         max_batch_size=summary.max_batch_size,
+    )
+
+
+def serving_action(action: int) -> str:
+    """A ChangeServingRequest's action -> the rollout rules' action name."""
+    name = _ACTIONS.get(action)  # type: ignore[call-overload]
+    if name is None:
+        choices = ", ".join(pb.ServingAction.Name(a) for a in _ACTIONS)
+        raise InvalidInput(f"action must be one of {choices}, got {action}")
+    return name
+
+
+def policy_to_pb(model: str, policy: ServingPolicy) -> pb.ServingPolicy:
+    """The policy as applied (REST's policy_json); None becomes ""."""
+    return pb.ServingPolicy(
+        model=model,
+        served=policy.served or "",
+        shadow=policy.shadow or "",
+        previous=policy.previous or "",
     )

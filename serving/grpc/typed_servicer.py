@@ -15,12 +15,18 @@ from serving.grpc.feedback import feedback
 from serving.grpc.read_converters import read_response_to_pb
 from serving.grpc.status import status_of
 from serving.grpc.streaming import pump
-from serving.grpc.typed_converters import model_info_to_pb, raw_images, response_to_pb
+from serving.grpc.typed_converters import (
+    model_info_to_pb,
+    policy_to_pb,
+    raw_images,
+    response_to_pb,
+    serving_action,
+)
 from serving.request_context import client_message, current_request_id, note_model
 
 
 class TypedServicer(pb_grpc.DigitClassifierServicer):
-    """Classify digits; list and describe models."""
+    """Classify digits; list and describe models; shadow, promote and roll back versions."""
 
     def __init__(
         self,
@@ -117,3 +123,12 @@ class TypedServicer(pb_grpc.DigitClassifierServicer):
         result = await self._dataplane.read(request.model, request.version, request.image, deadline)
         note_model(result.model, result.version)
         return read_response_to_pb(result, request.request_id)
+
+    async def ChangeServing(
+        self, request: pb.ChangeServingRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ServingPolicy:
+        # The core checks repository control and the rules, and replicates to the workers.
+        action = serving_action(request.action)
+        model = request.model or self._dataplane.default_model
+        policy = await self._dataplane.change_policy(model, action, request.version)
+        return policy_to_pb(model, policy)

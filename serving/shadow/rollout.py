@@ -28,9 +28,12 @@ def plan(
 ) -> ServingPolicy:
     """The policy after ``action``; ``answering`` is the version that answers now.
 
-    Raises ModelNotFound for a version that is not on disk, Conflict when the action makes
-    no sense in the current state (promote what already answers, nothing to roll back to).
+    Raises InvalidInput for a version that is not a number, ModelNotFound for one that is
+    not on disk, Conflict when the action makes no sense in the current state (promote what
+    already answers, nothing to roll back to).
     """
+    if version and not version.isdigit():
+        raise InvalidInput(f'"version" must be a version number, got {version!r}')
     if action in (SHADOW, PROMOTE):
         if not version:
             raise InvalidInput(f'{action} needs a "version"')
