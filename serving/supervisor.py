@@ -37,7 +37,8 @@ from typing import Any
 from serving import event_loop
 from serving.control import ControlChannel, Message
 from serving.metrics import MULTIPROC_DIR_ENV, MetricsEndpoint, SupervisorMetrics
-from serving.settings import Settings, settings_environ
+from serving.settings import Settings, env_name, settings_environ
+from serving.shadow.rollout import format_overrides, parse_overrides
 from serving.sockets import port_of, reserve
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,9 @@ class Supervisor:
         self._start_failure: int | None = None
         self._peers_ready = False
         self._unloaded: set[str] = set()
+        # The --shadow overrides still in force in the workers: a policy call drops its
+        # model's for good, so a restarted worker must not be handed it again.
+        self._shadow = parse_overrides(settings.shadow)
         self._replications: dict[int, Replication] = {}
         self._gatherings: dict[int, Gathering] = {}
         self._next_id = 0
@@ -337,6 +341,8 @@ class Supervisor:
             self._unloaded.add(model)
         elif action == "load":
             self._unloaded.discard(model)
+        elif action == "policy" and self._shadow.pop(model, None) is not None:
+            self._env[env_name("shadow")] = format_overrides(self._shadow)
         self._next_id += 1
         op_id = self._next_id
         live = [w for w in self.slots if w.channel is not None]

@@ -87,3 +87,8 @@ def parse_overrides(text: str) -> dict[str, str]:
             raise ValueError(f"--shadow: expected MODEL:VERSION (e.g. robust:3), got {part!r}")
         overrides[model] = version
     return overrides
+
+
+def format_overrides(overrides: dict[str, str]) -> str:
+    """{model: version} -> the ``--shadow`` text :func:`parse_overrides` reads back."""
+    return ",".join(f"{model}:{version}" for model, version in overrides.items())

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -10,11 +12,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from clients.processes import HOST
+from clients.processes import HOST, wait_for
+from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
 from tests.helpers.requests import v2_request
 from tests.helpers.shadow import digits, policy_call, post_json
-from tests.helpers.workers import WorkerServer
+from tests.helpers.workers import WorkerServer, sample
 
 CLIENTS = 8
 
@@ -82,5 +85,41 @@ def test_promote_and_rollback_reach_every_worker(repo: Path, tmp_path: Path):
         assert versions() == {"1"}
         assert post_json(f"{url}/rollback", {})[0] == 200
         assert versions() == {"2"}
+    finally:
+        server.close()
+
+
+def test_a_restarted_worker_does_not_bring_back_a_dropped_shadow_flag(repo: Path, tmp_path: Path):
+    server = WorkerServer(
+        repo,
+        tmp_path / "server.log",
+        "--repository-poll-seconds",
+        "0",
+        "--model-control",
+        "on",
+        "--shadow",
+        "cnn:1",
+    )
+
+    def shadows() -> dict[int, str]:
+        def config(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub) -> tuple:
+            request = pb.ModelConfigRequest(name="cnn")
+            return stub.ModelConfig.with_call(request, timeout=10, wait_for_ready=True)
+
+        seen = server.per_worker(config)
+        return {pid: r.config.parameters["shadow_version"].string_value for pid, r in seen.items()}
+
+    try:
+        server.wait_ready()
+        assert set(shadows().values()) == {"1"}  # --shadow in every worker
+        url = f"http://{HOST}:{server.ports.http}/v2/repository/models/cnn/shadow"
+        assert post_json(url, {}, "DELETE")[0] == 200
+        assert set(shadows().values()) == {""}
+        victim = min(server.worker_pids())
+        os.kill(victim, signal.SIGKILL)
+        wait_for("a replacement worker", lambda: len(server.worker_pids() - {victim}) == 2, 30)
+        wait_for("both workers up", lambda: sample(server.metrics(), "digits_worker_up") == 2, 30)
+        seen = shadows()
+        assert victim not in seen and set(seen.values()) == {""}, seen
     finally:
         server.close()
