@@ -4,7 +4,7 @@
     digits-feedback export --out DIR
     digits-feedback prune --before 2026-12-01
     digits-feedback promote MODEL:VERSION --server http://HOST:8000
-    digits-feedback rollback MODEL --server http://HOST:8000
+    digits-feedback rollback MODEL --server http://HOST:8000   (or --grpc HOST:8001)
 
 The store commands take ``--db URL`` (default: ``$DIGITS_FEEDBACK_DB``, else the server's
 default ``sqlite:///$XDG_STATE_HOME/digits-server/feedback.db``).
@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.shadow.client import TOKEN_ENV, Refused, change_policy
+from serving.shadow.client import TOKEN_ENV, Refused, change_policy, change_policy_grpc
 from serving.shadow.client import describe as describe_policy
 from serving.shadow.rollout import PROMOTE, ROLLBACK
 
@@ -58,8 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--before", required=True, help="delete what came before this date (YYYY-MM-DD, UTC)"
     )
     server = argparse.ArgumentParser(add_help=False)
-    server.add_argument(
-        "--server", required=True, help="the server's HTTP address, e.g. http://127.0.0.1:8000"
+    where = server.add_mutually_exclusive_group(required=True)
+    where.add_argument("--server", help="the server's HTTP address, e.g. http://127.0.0.1:8000")
+    where.add_argument(
+        "--grpc", metavar="HOST:PORT", help="or its gRPC address (plaintext), e.g. 127.0.0.1:8001"
     )
     server.add_argument(
         "--token",
@@ -89,7 +91,10 @@ def rollout(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     else:
         model, version, action = args.model, "", ROLLBACK
     try:
-        policy = change_policy(args.server, model, action, version, args.token)
+        if args.grpc:
+            policy = change_policy_grpc(args.grpc, model, action, version, args.token)
+        else:
+            policy = change_policy(args.server, model, action, version, args.token)
     except Refused as exc:
         print(f"digits-feedback: {exc}", file=sys.stderr)
         return 1

@@ -1,4 +1,5 @@
-"""``digits-feedback promote`` / ``rollback``: thin clients of the repository API over HTTP."""
+"""``digits-feedback promote`` / ``rollback``: thin clients of the repository API over HTTP,
+or of ``DigitClassifier.ChangeServing`` over gRPC."""
 
 from __future__ import annotations
 
@@ -6,6 +7,11 @@ import json
 import urllib.error
 import urllib.request
 from typing import Any
+
+import grpc
+
+from serving.api import digits_pb2 as pb
+from serving.api import digits_pb2_grpc
 
 # The server's own token variable (serving/settings.py: --auth-token).
 TOKEN_ENV = "DIGITS_AUTH_TOKEN"
@@ -38,6 +44,37 @@ def change_policy(
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise Refused(f"cannot reach {server}: {reason}") from None
+
+
+def change_policy_grpc(
+    address: str,
+    model: str,
+    action: str,
+    version: str = "",
+    token: str | None = None,
+    timeout: float = 60.0,
+) -> dict[str, Any]:
+    """``ChangeServing`` at ``address`` (HOST:PORT, plaintext); the policy as
+    :func:`change_policy` answers it (None where the server says "")."""
+    request = pb.ChangeServingRequest(
+        model=model,
+        action=pb.ServingAction.Value(f"SERVING_ACTION_{action.upper()}"),
+        version=version,
+    )
+    metadata = (("authorization", f"Bearer {token}"),) if token else None
+    try:
+        with grpc.insecure_channel(address) as channel:
+            stub = digits_pb2_grpc.DigitClassifierStub(channel)
+            reply = stub.ChangeServing(request, timeout=timeout, metadata=metadata)
+    except grpc.RpcError as exc:
+        code = exc.code()
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED):
+            raise Refused(f"cannot reach {address}: {exc.details()}") from None
+        raise Refused(f"{action} refused ({code.name}): {exc.details()}") from None
+    return {
+        "model": reply.model,
+        **{k: getattr(reply, k) or None for k in ("served", "shadow", "previous")},
+    }
 
 
 def _error_text(exc: urllib.error.HTTPError) -> str:
