@@ -17,11 +17,14 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
 
 from serving.auth import TokenCheck
 from serving.dataplane import DataPlane
 from serving.feedback.service import FeedbackService
 from serving.http.errors import error_response
+from serving.http.fastpath import INFER_ROUTE, InferFastPath
 from serving.http.handlers import Handlers, HttpLimits
 from serving.http.routes import Endpoints, build_routes
 from serving.metrics import Metrics
@@ -39,14 +42,18 @@ def create_app(
     limits: HttpLimits,
     worker_pid: int | None = None,
     feedback: FeedbackService | None = None,
-) -> Starlette:
-    """The ASGI app: every route over one data plane (``worker_pid``: see Handlers)."""
+) -> ASGIApp:
+    """The ASGI app: every route over one data plane (``worker_pid``: see Handlers), V2
+    inference through the fast path (serving/http/fastpath.py)."""
     handlers = Handlers(metrics, auth, limits, worker_pid)
-    return Starlette(
-        routes=build_routes(Endpoints(dataplane, handlers, feedback), handlers),
+    routes = build_routes(Endpoints(dataplane, handlers, feedback), handlers)
+    app = Starlette(
+        routes=routes,
         # Unknown paths and wrong methods answer in the API's error shape too.
         exception_handlers={HTTPException: _http_error},
     )
+    infer = next(r for r in routes if isinstance(r, Route) and r.path == INFER_ROUTE)
+    return InferFastPath(app, infer.endpoint)
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
