@@ -9,7 +9,6 @@ import pytest
 
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
-from serving.feedback import cli
 from serving.repository.policy import ServingPolicy, read_policy
 from tests.helpers.requests import v2_request
 from tests.helpers.shadow import classify, digits, policy_call
@@ -116,15 +115,3 @@ def test_promote_and_rollback_over_grpc_reach_every_worker(repo: Path, tmp_path:
         assert versions() == {"2"}
     finally:
         server.close()
-
-
-def test_cli_promote_and_rollback_over_grpc(start, capsys):
-    server = start()
-    assert cli.main(["promote", "cnn:1", "--grpc", server.address]) == 0
-    assert capsys.readouterr().out.strip() == "cnn: served version 1, rollback to 2"
-    assert classify(server, digits(1))["version"] == "1"
-    assert cli.main(["rollback", "cnn", "--grpc", server.address]) == 0
-    assert classify(server, digits(1))["version"] == "2"
-    assert cli.main(["promote", "cnn:2", "--grpc", server.address]) == 1
-    err = capsys.readouterr().err
-    assert "promote refused (FAILED_PRECONDITION)" in err and "already answers" in err

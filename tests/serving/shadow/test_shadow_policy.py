@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import grpc
+import pytest
 
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
@@ -132,14 +133,18 @@ def test_shadow_flag_sets_the_shadow_in_memory_only(start, repo):
     assert not (repo / "cnn" / "serving.json").exists()
 
 
-def test_cli_promote_and_rollback(start, capsys):
+@pytest.mark.parametrize(
+    "flag, refused", [("--server", "(409)"), ("--grpc", "(FAILED_PRECONDITION)")]
+)
+def test_cli_promote_and_rollback(start, capsys, flag, refused):
     server = start()
-    assert cli.main(["promote", "cnn:1", "--server", server.http_url]) == 0
+    where = [flag, server.http_url if flag == "--server" else server.address]
+    assert cli.main(["promote", "cnn:1", *where]) == 0
     assert capsys.readouterr().out.strip() == "cnn: served version 1, rollback to 2"
     assert classify(server, digits(1))["version"] == "1"
-    assert cli.main(["rollback", "cnn", "--server", server.http_url]) == 0
+    assert cli.main(["rollback", "cnn", *where]) == 0
     assert classify(server, digits(1))["version"] == "2"
-    assert cli.main(["promote", "cnn:2", "--server", server.http_url]) == 1
+    assert cli.main(["promote", "cnn:2", *where]) == 1
     err = capsys.readouterr().err
-    assert "promote refused (409)" in err and "already answers" in err
+    assert f"promote refused {refused}" in err and "already answers" in err
     assert json.loads((server.app.settings.model_repository / "cnn" / "serving.json").read_text())
