@@ -38,7 +38,7 @@ from serving import event_loop
 from serving.control import ControlChannel, Message
 from serving.metrics import MULTIPROC_DIR_ENV, MetricsEndpoint, SupervisorMetrics
 from serving.settings import Settings, env_name, settings_environ
-from serving.shadow.rollout import format_overrides, parse_overrides
+from serving.shadow.flags import ShadowFlags
 from serving.sockets import port_of, reserve
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,8 @@ class Supervisor:
         self._start_failure: int | None = None
         self._peers_ready = False
         self._unloaded: set[str] = set()
-        # The --shadow overrides still in force in the workers: a policy call drops its
-        # model's for good, so a restarted worker must not be handed it again.
-        self._shadow = parse_overrides(settings.shadow)
+        # The --shadow overrides still in force in the workers, for a restarted one.
+        self._shadow = ShadowFlags(settings.model_repository, settings.shadow)
         self._replications: dict[int, Replication] = {}
         self._gatherings: dict[int, Gathering] = {}
         self._next_id = 0
@@ -134,6 +133,7 @@ class Supervisor:
             metrics_port=-1, workers=str(len(self.slots)), **ports
         )
         self._env = {**os.environ, **settings_environ(worker_settings)}
+        self._shadow.start()
         self._env.pop(MULTIPROC_DIR_ENV, None)
         if metrics_port >= 0:  # without a /metrics, workers keep their metrics in memory
             self._env[MULTIPROC_DIR_ENV] = str(self._dir)
@@ -246,6 +246,7 @@ class Supervisor:
                 return 0
 
     async def _run_once(self, slot: WorkerSlot) -> int:
+        shadow = await asyncio.to_thread(self._shadow.current)
         parent, child = socket.socketpair()
         try:
             slot.process = await asyncio.create_subprocess_exec(
@@ -254,7 +255,7 @@ class Supervisor:
                 "serving",
                 WORKER_FLAG,
                 str(child.fileno()),
-                env=self._env,
+                env={**self._env, env_name("shadow"): shadow},
                 pass_fds=(child.fileno(),),
                 stdin=subprocess.DEVNULL,
             )
@@ -341,8 +342,8 @@ class Supervisor:
             self._unloaded.add(model)
         elif action == "load":
             self._unloaded.discard(model)
-        elif action == "policy" and self._shadow.pop(model, None) is not None:
-            self._env[env_name("shadow")] = format_overrides(self._shadow)
+        elif action == "policy":
+            self._shadow.drop(model)
         self._next_id += 1
         op_id = self._next_id
         live = [w for w in self.slots if w.channel is not None]

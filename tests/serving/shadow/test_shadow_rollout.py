@@ -11,10 +11,12 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+import pytest
 
 from clients.processes import HOST, wait_for
 from serving.api import open_inference_pb2 as pb
 from serving.api import open_inference_pb2_grpc
+from serving.repository.policy import ServingPolicy, write_policy
 from tests.helpers.requests import v2_request
 from tests.helpers.shadow import digits, policy_call, post_json
 from tests.helpers.workers import WorkerServer, sample
@@ -89,37 +91,49 @@ def test_promote_and_rollback_reach_every_worker(repo: Path, tmp_path: Path):
         server.close()
 
 
-def test_a_restarted_worker_does_not_bring_back_a_dropped_shadow_flag(repo: Path, tmp_path: Path):
+@pytest.mark.parametrize("dropped_by", ["call", "file"])
+def test_a_restarted_worker_does_not_bring_back_a_dropped_shadow_flag(
+    repo: Path, tmp_path: Path, dropped_by: str
+):
+    # --shadow is dropped by a repository call (replicated, no polling needed) or by the
+    # file's own shadow changing (each worker sees it on its poll).
+    poll = "0" if dropped_by == "call" else "0.2"
     server = WorkerServer(
         repo,
         tmp_path / "server.log",
         "--repository-poll-seconds",
-        "0",
+        poll,
         "--model-control",
         "on",
         "--shadow",
         "cnn:1",
     )
 
-    def shadows() -> dict[int, str]:
+    def shadows() -> set[str]:
         def config(stub: open_inference_pb2_grpc.GRPCInferenceServiceStub) -> tuple:
             request = pb.ModelConfigRequest(name="cnn")
             return stub.ModelConfig.with_call(request, timeout=10, wait_for_ready=True)
 
         seen = server.per_worker(config)
-        return {pid: r.config.parameters["shadow_version"].string_value for pid, r in seen.items()}
+        return {r.config.parameters["shadow_version"].string_value for r in seen.values()}
 
     try:
         server.wait_ready()
-        assert set(shadows().values()) == {"1"}  # --shadow in every worker
-        url = f"http://{HOST}:{server.ports.http}/v2/repository/models/cnn/shadow"
-        assert post_json(url, {}, "DELETE")[0] == 200
-        assert set(shadows().values()) == {""}
+        assert shadows() == {"1"}  # --shadow in every worker
+        if dropped_by == "call":
+            url = f"http://{HOST}:{server.ports.http}/v2/repository/models/cnn/shadow"
+            assert post_json(url, {}, "DELETE")[0] == 200
+            expected = ""
+        else:
+            write_policy(repo / "cnn", ServingPolicy(served="1", shadow="2"))
+            expected = "2"
+            wait_for("every worker follows the file", lambda: shadows() == {expected}, 20)
+        assert shadows() == {expected}
         victim = min(server.worker_pids())
         os.kill(victim, signal.SIGKILL)
         wait_for("a replacement worker", lambda: len(server.worker_pids() - {victim}) == 2, 30)
         wait_for("both workers up", lambda: sample(server.metrics(), "digits_worker_up") == 2, 30)
-        seen = shadows()
-        assert victim not in seen and set(seen.values()) == {""}, seen
+        assert victim not in server.worker_pids()
+        assert shadows() == {expected}  # the replacement too
     finally:
         server.close()
