@@ -21,12 +21,11 @@ def version_from_body(body: bytes) -> str:
     if not isinstance(data, dict):
         raise InvalidInput('expected a JSON object like {"version": "3"}')
     version = data.get("version", "")
+    # Only the JSON type is checked here; whether it is a version number is a rollout rule
+    # (serving/shadow/rollout.py), the same for gRPC.
     if isinstance(version, bool) or not isinstance(version, (str, int)):
         raise InvalidInput(f'"version" must be a version number, got {version!r}')
-    text = str(version)
-    if text and not text.isdigit():
-        raise InvalidInput(f'"version" must be a version number, got {version!r}')
-    return text
+    return str(version)
 
 
 def policy_json(model: str, policy: ServingPolicy) -> dict[str, Any]:

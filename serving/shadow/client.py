@@ -12,9 +12,10 @@ import grpc
 
 from serving.api import digits_pb2 as pb
 from serving.api import digits_pb2_grpc
+from serving.settings import env_name
 
-# The server's own token variable (serving/settings.py: --auth-token).
-TOKEN_ENV = "DIGITS_AUTH_TOKEN"
+# The server's own token variable (--auth-token).
+TOKEN_ENV = env_name("auth_token")
 
 
 class Refused(Exception):
