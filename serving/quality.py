@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import Counter, Histogram
 
-from serving.tally import Tally, TallyCounter, TallyHistogram
+from serving.tally import Tally, TallyCounter, TallyHistogram, bucket_counts
 
 # Top probabilities of a 10-class softmax lie in [0.1, 1]; the interesting part is near 1.
 CONFIDENCE_BUCKETS = (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
@@ -33,9 +33,7 @@ class BulkHistogram(Histogram):
         """Same result as ``observe(v)`` for each value: bucket counts come from one
         searchsorted + bincount, then one increment per non-empty bucket."""
         self._raise_if_not_observable()
-        bounds = self._bounds
-        # observe() puts v in the first bucket whose upper bound is >= v: side="left".
-        counts = np.bincount(np.searchsorted(bounds, values, side="left"), minlength=len(bounds))
+        counts = bucket_counts(self._bounds, values)
         for index in np.flatnonzero(counts).tolist():
             self._buckets[index].inc(int(counts[index]))
         self._sum.inc(float(values.sum()))
@@ -53,16 +51,15 @@ class PredictionQuality:
         labels: Sequence[str],
         tally: Tally | None = None,
     ) -> None:
-        self._confidence = confidence.labels(model, version)
         # Created up front so a label the model never predicted shows 0, not a missing series.
-        self._per_label = [predictions.labels(model, version, label) for label in labels]
-        # One-image answers (the common case) go through the tally: no lock or bucket scan
-        # per request (serving/tally.py); bulk answers use the numpy path below.
-        self._one_confidence: TallyHistogram | BulkHistogram = self._confidence
-        self._one_label: Sequence[TallyCounter | Counter] = self._per_label
+        per_label = [predictions.labels(model, version, label) for label in labels]
+        # Through the tally where there is one (serving/tally.py): no lock per update, the
+        # writes batched per loop iteration; a 64-image answer otherwise takes ~20 locks.
+        self._confidence: TallyHistogram | BulkHistogram = confidence.labels(model, version)
+        self._per_label: Sequence[TallyCounter | Counter] = per_label
         if tally is not None:
-            self._one_confidence = tally.histogram(self._confidence)
-            self._one_label = [tally.counter(child) for child in self._per_label]
+            self._confidence = tally.histogram(self._confidence)
+            self._per_label = [tally.counter(child) for child in per_label]
 
     def record(self, probabilities: np.ndarray) -> None:
         """Record answered rows: [N, classes] class probabilities."""
@@ -70,8 +67,8 @@ class PredictionQuality:
             # The common one-image request: two plain calls cost less than numpy's set-up.
             row = probabilities[0]
             best_one = int(row.argmax())
-            self._one_confidence.observe(float(row[best_one]))
-            self._one_label[best_one].inc()
+            self._confidence.observe(float(row[best_one]))
+            self._per_label[best_one].inc()
             return
         best = probabilities.argmax(axis=1)
         self._confidence.observe_many(probabilities.max(axis=1))

@@ -6,9 +6,11 @@ import asyncio
 import math
 import threading
 
+import numpy as np
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from serving.quality import CONFIDENCE_BUCKETS
 from serving.tally import Tally, TallyFlush
 from tests.serving.test_quality import samples
 
@@ -151,3 +153,25 @@ def test_a_loop_closed_before_its_write_does_not_stop_later_writes() -> None:
 
     asyncio.run(later())
     assert (counter.labels("z")._value.get(), gauge._value.get()) == (1, 1)
+
+
+def test_observe_many_through_the_tally_equals_one_observe_per_value() -> None:
+    """The bulk path (64-image answers) counts like one observe() per value, NaN included."""
+    values = np.concatenate(
+        [np.asarray(CONFIDENCE_BUCKETS), np.random.default_rng(1).random(300), [0.0, 1.5]]
+    ).astype(np.float32)
+    bulk_registry, plain_registry = CollectorRegistry(), CollectorRegistry()
+    tally = Tally()
+    bulk = Histogram("c", "c", buckets=CONFIDENCE_BUCKETS, registry=bulk_registry)
+    plain = Histogram("c", "c", buckets=CONFIDENCE_BUCKETS, registry=plain_registry)
+    tally.histogram(bulk).observe_many(values)
+    tally.flush()
+    for value in values.tolist():
+        plain.observe(value)
+    got, expected = samples(bulk_registry), samples(plain_registry)
+    assert abs(got.pop(("c_sum", ())) - expected.pop(("c_sum", ()))) < 1e-3
+    assert got == expected
+    nan = Histogram("n", "n", buckets=CONFIDENCE_BUCKETS, registry=CollectorRegistry())
+    tally.histogram(nan).observe_many(np.array([0.5, np.nan], dtype=np.float32))
+    tally.flush()
+    assert nan._buckets[2].get() == 1 and sum(b.get() for b in nan._buckets) == 1
