@@ -46,7 +46,9 @@ from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, train
 from bench.latency_probe import call_seconds
 from bench.measure import in_process_images_per_s
 from bench.models import NULL_MODEL, build_repository
+from bench.native_floor import unavailable_reason
 from bench.servers import (
+    NATIVE_FLOOR,
     scrape_batches,
     start_digits_server,
     start_floor_server,
@@ -308,8 +310,9 @@ def run_all(
         if triton:
             venv = ensure_venv()
             peer = TritonSetup(venv, prepare_server(venv, Path(tmp)), Path(tmp), repo)
+        engines = floor_engines()
         for round_ in range(1, rounds + 1):
-            for engine in FLOOR_ENGINES:
+            for engine in engines:
                 with start_floor_server(engine) as floor:
                     rows.append(
                         measure(floor, f"floor {engine}", NULL_MODEL, 1, requests, round_=round_)
@@ -329,6 +332,15 @@ def run_all(
                     for batch, rate in rates.items():
                         best[batch] = max(best.get(batch, 0.0), rate)
     return rows
+
+
+def floor_engines() -> tuple[str, ...]:
+    """The Python floors, and the C++ floor where it can be built (else the run says why)."""
+    reason = unavailable_reason()
+    if reason is None:
+        return (*FLOOR_ENGINES, NATIVE_FLOOR)
+    print(f"no {NATIVE_FLOOR} floor in this run: {reason}", flush=True)
+    return FLOOR_ENGINES
 
 
 def best_rows(rows: Sequence[Row]) -> list[Row]:
@@ -441,6 +453,14 @@ def peer_report(rows: Sequence[Row], in_process: dict[str, dict[int, float]]) ->
             + ", ".join(f"batch {b} {v:,.0f} images/s" for b, v in batches.items())
         )
     floor = next((r for r in rows if r.server == "floor uvloop"), None)
+    native = next((r for r in rows if r.server == f"floor {NATIVE_FLOOR}"), None)
+    if floor and native:
+        lines.append(
+            f"C++ floor ({NATIVE_FLOOR}) / floor uvloop: calls/s "
+            f"{native.requests_per_s / floor.requests_per_s:.1f}x, CPU per call "
+            f"{native.server_cpu_s_per_1k / floor.server_cpu_s_per_1k:.2f}x (what a C++ front "
+            "end starts from)"
+        )
     for model in MODELS:
         ours = _best_of(rows, model, "ours", lambda r: r.requests_per_s)
         ours64 = _best_of(rows, model, "ours", lambda r: r.b64_images_per_s)

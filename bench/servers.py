@@ -68,11 +68,34 @@ def start_naive_server(repository: Path, session_options: str = "server") -> Ser
     return _started("naive-server", argv)
 
 
+# The C++ floor (bench/native_floor/), next to bench/floor_server.py's three Python engines.
+NATIVE_FLOOR = "grpc++"
+
+
 def start_floor_server(engine: str, extra: Sequence[str] = ()) -> ServerProcess:
-    """``bench/floor_server.py`` (no model, one fixed answer) on ``engine``: aio, uvloop, sync;
-    ``extra``: its other flags (``--rows 64``, ``--option NAME=INT``)."""
+    """A transport floor (no model, one fixed answer): ``bench/floor_server.py`` on ``engine``
+    aio, uvloop or sync, with ``extra`` its other flags (``--rows 64``, ``--option NAME=INT``);
+    or ``grpc++``, the C++ floor, answering the same bytes (raises NativeFloorUnavailable
+    where it cannot be built)."""
+    if engine == NATIVE_FLOOR:
+        return _started("floor-server", _native_floor_argv(extra))
     argv = [sys.executable, str(ROOT / "bench" / "floor_server.py"), "--engine", engine, *extra]
     return _started("floor-server", argv)
+
+
+def _native_floor_argv(extra: Sequence[str]) -> list[str]:
+    from bench import native_floor
+    from bench.floor_server import fixed_answer
+
+    rows = 1
+    if extra:
+        if len(extra) != 2 or extra[0] != "--rows":
+            raise ValueError(f"the {NATIVE_FLOOR} floor takes only --rows N, not {list(extra)}")
+        rows = int(extra[1])
+    executable = native_floor.binary()
+    answer = native_floor.BUILD_DIR / f"answer-{rows}-rows.bin"
+    answer.write_bytes(fixed_answer(rows).SerializeToString())
+    return [str(executable), "--answer", str(answer)]
 
 
 def scrape_batches(metrics_port: int, model: str) -> tuple[float, float]:

@@ -30,6 +30,10 @@ if [[ $system == 1 ]]; then
   [[ -x /usr/bin/chromium ]] || need+=(chromium)
   [[ -x /usr/bin/chromedriver ]] || need+=(chromium-driver)
   command -v h2load >/dev/null || need+=(nghttp2-client)  # native gRPC load generator (bench)
+  # The C++ transport floor (bench/native_floor/): g++ and grpc++'s development files.
+  command -v g++ >/dev/null || need+=(g++)
+  command -v pkg-config >/dev/null || need+=(pkg-config)
+  pkg-config --exists grpc++ 2>/dev/null || need+=(libgrpc++-dev)
   command -v curl >/dev/null || need+=(curl)  # docs/learning.md's by-hand loop (and its test)
   # A real Postgres for the feedback store's tests (started per test session, never as a service).
   compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql)
