@@ -93,7 +93,7 @@ def _native_floor_argv(extra: Sequence[str]) -> list[str]:
             raise ValueError(f"the {NATIVE_FLOOR} floor takes only --rows N, not {list(extra)}")
         rows = int(extra[1])
     executable = native_floor.binary()
-    answer = native_floor.BUILD_DIR / f"answer-{rows}-rows.bin"
+    answer = executable.parent / f"answer-{rows}-rows.bin"
     answer.write_bytes(fixed_answer(rows).SerializeToString())
     return [str(executable), "--answer", str(answer)]
 

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from serving import event_loop
 from serving.logs import configure_logging
+from serving.native_build import NativeUnavailable
 from serving.runtime.providers import ProviderUnavailable
 from serving.settings import Settings, load_settings
 
@@ -78,6 +79,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings.log_level, settings.log_format, show_pid=control_fd is not None or workers > 1
     )
     try:
+        if settings.grpc_frontend == "native" and control_fd is None:
+            from serving.grpc.native import prepare
+
+            prepare()  # one build before any worker starts, and its failure said once
         if control_fd is not None:
             from serving.worker import serve_worker
 
@@ -88,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_supervisor(settings, workers, _announce)
         else:
             event_loop.run(serve(settings), settings.event_loop)
-    except (ProviderUnavailable, event_loop.EventLoopUnavailable) as exc:
+    except (ProviderUnavailable, event_loop.EventLoopUnavailable, NativeUnavailable) as exc:
         log.error("%s", exc)
         return 3
     except OSError as exc:

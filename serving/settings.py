@@ -222,6 +222,15 @@ class Settings:
             "1 = one process, no supervisor"
         ),
     )
+    grpc_frontend: str = field(
+        default="python",
+        metadata=_opt(
+            "gRPC front end: python (grpc.aio, every method) or native (grpc++ in C++, unary "
+            "methods only, several times the batch-1 calls/s; built on first use, needs g++ "
+            "and libgrpc++-dev)",
+            choices=("python", "native"),
+        ),
+    )
     event_loop: str = field(
         default="auto",
         metadata=_opt(

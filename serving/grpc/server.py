@@ -15,6 +15,7 @@ from serving.feedback.service import FeedbackService
 from serving.grpc.calls import CallHandling, RequestIds
 from serving.grpc.interceptors import AuthInterceptor
 from serving.grpc.methods import MethodTable
+from serving.grpc.native import NativeServer
 from serving.grpc.typed_servicer import TypedServicer
 from serving.grpc.v2_servicer import V2Servicer
 from serving.metrics import Metrics
@@ -65,6 +66,14 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
+def native_tls(settings: Settings) -> tuple[str, str, str | None] | None:
+    """The native front end's TLS: (key PEM, certificate PEM, client CA PEM or None)."""
+    if settings.tls_cert is None or settings.tls_key is None:
+        return None
+    ca = settings.tls_client_ca.read_text() if settings.tls_client_ca else None
+    return settings.tls_key.read_text(), settings.tls_cert.read_text(), ca
+
+
 class GrpcTransport:
     """Owns the grpc.aio server; health follows the data plane's readiness."""
 
@@ -83,23 +92,13 @@ class GrpcTransport:
         self._token = auth_token
         self.health = health.aio.HealthServicer()
         self.server: grpc.aio.Server | None = None
+        self.native: NativeServer | None = None
         self.port = 0
         self._health_tasks: set[asyncio.Task] = set()
         dataplane.on_change(self._health_changed)
 
-    def _build(self) -> grpc.aio.Server:
+    def _methods(self, ids: RequestIds) -> MethodTable:
         s = self._settings
-        if s.worker_count == 1:
-            # Before the server object exists: gRPC would log its own multi-line bind error,
-            # and a built but never started server warns again when it is collected.
-            # (Workers share a port the supervisor reserved, which this check would refuse.)
-            check_free("gRPC", s.grpc_host, s.grpc_port, "--grpc-port")
-        ids = RequestIds()
-        server = grpc.aio.server(
-            interceptors=[AuthInterceptor(self._token, ids)] if self._token else [],
-            options=grpc_options(s),
-            maximum_concurrent_rpcs=None,
-        )
         calls = CallHandling(self._metrics, ids, worker_pid(s.worker_count))
         methods = MethodTable()
         methods.add(
@@ -121,6 +120,15 @@ class GrpcTransport:
                 (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME)
             ),
         )
+        return methods
+
+    def _build(self, methods: MethodTable, auth: AuthInterceptor | None) -> grpc.aio.Server:
+        s = self._settings
+        server = grpc.aio.server(
+            interceptors=[auth] if auth else [],
+            options=grpc_options(s),
+            maximum_concurrent_rpcs=None,
+        )
         server.add_generic_rpc_handlers((methods,))
         address = f"{s.grpc_host}:{s.grpc_port}"
         credentials = server_credentials(s)
@@ -138,13 +146,27 @@ class GrpcTransport:
     async def start(self) -> None:
         """Bind and serve; health says NOT_SERVING until the data plane is ready."""
         await self._publish_health()
-        self.server = self._build()
-        await self.server.start()
+        s = self._settings
+        if s.worker_count == 1:
+            # Before any server object exists: gRPC would log its own multi-line bind error,
+            # and a built but never started server warns again when it is collected.
+            # (Workers share a port the supervisor reserved, which this check would refuse.)
+            check_free("gRPC", s.grpc_host, s.grpc_port, "--grpc-port")
+        ids = RequestIds()
+        auth = AuthInterceptor(self._token, ids) if self._token else None
+        methods = self._methods(ids)
+        if s.grpc_frontend == "native":
+            self.native = NativeServer(methods, ids, auth)
+            self.port = self.native.start(s.grpc_host, s.grpc_port, grpc_options(s), native_tls(s))
+        else:
+            self.server = self._build(methods, auth)
+            await self.server.start()
         log.info(
-            "gRPC listening on %s:%d (%s)",
-            self._settings.grpc_host,
+            "gRPC listening on %s:%d (%s, %s front end)",
+            s.grpc_host,
             self.port,
-            "TLS" if self._settings.tls_cert else "plaintext",
+            "TLS" if s.tls_cert else "plaintext",
+            s.grpc_frontend,
         )
 
     def _health_changed(self) -> None:
@@ -169,3 +191,5 @@ class GrpcTransport:
         await self._publish_health()
         if self.server is not None:
             await self.server.stop(grace)
+        if self.native is not None:
+            await self.native.stop(grace)
