@@ -13,10 +13,11 @@ For cnn and mlp100, every server answers the same pre-serialised V2 ``ModelInfer
 
 Servers: the transport floor (bench/floor_server.py: the gRPC library answering one fixed
 message, no model and no code of ours) on grpc.aio + asyncio, grpc.aio + uvloop and sync
-grpc; NVIDIA Triton (bench/triton_peer.py, Python backend running onnxruntime, 1 and 2
+grpc, and the C++ floor (bench/native_floor/: grpc++ answering the same bytes); NVIDIA Triton (bench/triton_peer.py, Python backend running onnxruntime, 1 and 2
 instances); the naive server (sync grpc, one ``session.run`` per request); the null model
 served by one worker (the transport ceiling); ours with ``--workers 1``, ``auto``,
-``--model-instances N`` and ``--overflow-session``; and onnxruntime in this process at
+``--model-instances N``, ``--overflow-session`` and ``--grpc-frontend native`` (1 and auto
+workers); and onnxruntime in this process at
 batch 1 and 64 (the compute limit). Servers are measured in
 ``--rounds`` interleaved rounds; the tables take each row's best round. Server CPU is read
 from /proc for the server and all its child processes (workers, Triton's backend stubs).
@@ -68,6 +69,8 @@ from clients.load.http_payloads import rest_binary_request
 from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2_grpc
+from serving.grpc.native import prepare as prepare_native
+from serving.native_build import NativeUnavailable
 from serving.runtime.providers import cpu_budget
 
 MODELS = ("cnn", "mlp100")
@@ -258,6 +261,14 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         servers.append(
             (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))
         )
+    if native_reason() is None:
+        native = ("--grpc-frontend", "native")
+        servers.append(("ours native --workers 1", 1, lambda: start_digits_server(repo, native)))
+        if auto > 1:
+            label = f"ours native --workers auto ({auto})"
+            servers.append((label, auto, lambda: start_digits_server(repo, (*native, *_AUTO))))
+    else:
+        print(f"no native front end in this run: {native_reason()}", flush=True)
     if triton is not None:
         for instances in TRITON_INSTANCES:
             servers.append((f"triton x{instances}", 1, triton.starter(instances)))
@@ -332,6 +343,15 @@ def run_all(
                     for batch, rate in rates.items():
                         best[batch] = max(best.get(batch, 0.0), rate)
     return rows
+
+
+def native_reason() -> str | None:
+    """None when our native gRPC front end builds here, else why not."""
+    try:
+        prepare_native()
+    except NativeUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def floor_engines() -> tuple[str, ...]:
