@@ -63,6 +63,7 @@ def test_peer_report_judges_issue_24s_targets_from_the_best_rounds():
 
     rows = [
         row("floor uvloop", "null", 4000, 0.2, 0.4),
+        row("ours native --workers 1", "mlp100", 8000, 0.1, 0.5, rest=4000),
         row("naive", "cnn", 2000, 0.5, 0.9, b64=5000),
         row("triton x1", "cnn", 3000, 0.25, 1.2, b64=6000, rest=3000),
         row("triton x2", "cnn", 2500, 0.3, 1.0, b64=8000, rest=3500),
@@ -90,6 +91,9 @@ def test_peer_report_judges_issue_24s_targets_from_the_best_rounds():
     )
     # REST's lead is over our own gRPC (4000 vs 3200 calls/s); Triton's HTTP is reported.
     assert (
-        "REST binary b1 c=64 ours (ours --workers 1) / our gRPC b1 c=64 = 1.25 "
+        "REST binary b1 c=64 ours (ours --workers 1) / our grpc.aio gRPC = 1.25 "
         "(keep the lead: met); / Triton's HTTP = 1.14 (reported)" in text
+    )
+    assert (
+        "mlp100: REST binary b1 c=64 ours (ours native --workers 1); / native gRPC = 0.50" in text
     )
