@@ -265,6 +265,11 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         native = ("--grpc-frontend", "native")
         servers.append(("ours native --workers 1", 1, lambda: start_digits_server(repo, native)))
         if auto > 1:
+            # Two one-thread instances: the native front end's best at batch 64 in A/Bs here.
+            label = f"ours native --model-instances {auto}"
+            instances = (*native, "--model-instances", str(auto))
+            servers.append((label, 1, lambda: start_digits_server(repo, instances)))
+        if auto > 1:
             label = f"ours native --workers auto ({auto})"
             servers.append((label, auto, lambda: start_digits_server(repo, (*native, *_AUTO))))
     else:
