@@ -267,8 +267,8 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         if auto > 1:
             # Two one-thread instances: the native front end's best at batch 64 in A/Bs here.
             label = f"ours native --model-instances {auto}"
-            instances = (*native, "--model-instances", str(auto))
-            servers.append((label, 1, lambda: start_digits_server(repo, instances)))
+            pair = (*native, "--model-instances", str(auto))
+            servers.append((label, 1, lambda: start_digits_server(repo, pair)))
         if auto > 1:
             label = f"ours native --workers auto ({auto})"
             servers.append((label, auto, lambda: start_digits_server(repo, (*native, *_AUTO))))
