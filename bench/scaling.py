@@ -70,7 +70,7 @@ from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2_grpc
 from serving.grpc.native import prepare as prepare_native
-from serving.native_build import NativeUnavailable
+from serving.native_build import unavailable_reason as unavailable_reason_of
 from serving.runtime.providers import cpu_budget
 
 MODELS = ("cnn", "mlp100")
@@ -352,11 +352,7 @@ def run_all(
 
 def native_reason() -> str | None:
     """None when our native gRPC front end builds here, else why not."""
-    try:
-        prepare_native()
-    except NativeUnavailable as exc:
-        return str(exc)
-    return None
+    return unavailable_reason_of(prepare_native)
 
 
 def floor_engines() -> tuple[str, ...]:

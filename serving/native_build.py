@@ -17,6 +17,7 @@ import os
 import shutil
 import subprocess
 import sysconfig
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -74,6 +75,15 @@ def build(source: Path, name: str, module: bool) -> Path:
     # Whole or not at all, and several workers building at once all end with the same file.
     partial.replace(target)
     return target
+
+
+def unavailable_reason(prepare: Callable[[], object]) -> str | None:
+    """None when ``prepare()`` (a build) succeeds here, else why it cannot."""
+    try:
+        prepare()
+    except NativeUnavailable as exc:
+        return str(exc)
+    return None
 
 
 def load_module(source: Path, name: str) -> ModuleType:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from serving.native_build import NativeUnavailable, build
+from serving.native_build import build
+from serving.native_build import unavailable_reason as native_unavailable
 
 SOURCE = Path(__file__).with_name("floor.cc")
 
@@ -17,8 +18,4 @@ def binary() -> Path:
 
 def unavailable_reason() -> str | None:
     """None when the floor builds here, else why not."""
-    try:
-        binary()
-    except NativeUnavailable as exc:
-        return str(exc)
-    return None
+    return native_unavailable(binary)

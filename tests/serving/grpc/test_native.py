@@ -1,5 +1,6 @@
 """The native gRPC front end (--grpc-frontend native): the same answers, statuses, request ids,
-metrics, health, auth and TLS as the Python front end, from grpc++ over real loopback."""
+metrics, health and auth as the Python front end, from grpc++ over real loopback (TLS and
+mutual TLS: tests/serving/grpc/test_security.py, for both front ends)."""
 
 from __future__ import annotations
 
@@ -124,31 +125,6 @@ def test_bearer_token_guards_all_but_health(make_server, tmp_path):
         with pytest.raises(grpc.RpcError) as denied:
             V2(channel).ModelInfer(v2_request(random_images(1)), timeout=10)
         assert dict(denied.value.trailing_metadata())["x-request-id"]
-
-
-def test_tls_and_mutual_tls(make_server, pki):
-    server = make_server(grpc_frontend="native", tls_cert=pki.server_cert, tls_key=pki.server_key)
-    creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
-    with grpc.secure_channel(f"localhost:{server.app.port}", creds) as channel:
-        assert infer_code(channel) is grpc.StatusCode.OK
-    with grpc.insecure_channel(server.address) as channel:
-        assert infer_code(channel) is grpc.StatusCode.UNAVAILABLE
-    mutual = make_server(
-        grpc_frontend="native",
-        tls_cert=pki.server_cert,
-        tls_key=pki.server_key,
-        tls_client_ca=pki.ca,
-    )
-    address = f"localhost:{mutual.app.port}"
-    with grpc.secure_channel(address, creds) as channel:
-        assert infer_code(channel) is grpc.StatusCode.UNAVAILABLE
-    with_cert = grpc.ssl_channel_credentials(
-        root_certificates=pki.ca.read_bytes(),
-        private_key=pki.client_key.read_bytes(),
-        certificate_chain=pki.client_cert.read_bytes(),
-    )
-    with grpc.secure_channel(address, with_cert) as channel:
-        assert infer_code(channel) is grpc.StatusCode.OK
 
 
 def test_the_client_deadline_reaches_the_handlers():
