@@ -226,8 +226,8 @@ class Settings:
         default="python",
         metadata=_opt(
             "gRPC front end: python (grpc.aio, every method) or native (grpc++ in C++, unary "
-            "methods only, several times the batch-1 calls/s; built on first use, needs g++ "
-            "and libgrpc++-dev)",
+            "methods only, plaintext only, several times the batch-1 calls/s; built on first "
+            "use, needs g++ and libgrpc++-dev)",
             choices=("python", "native"),
         ),
     )
@@ -345,6 +345,13 @@ class Settings:
             raise ValueError("--tls-cert and --tls-key go together")
         if self.tls_client_ca is not None and self.tls_cert is None:
             raise ValueError("--tls-client-ca needs --tls-cert/--tls-key")
+        if self.grpc_frontend == "native" and self.tls_cert is not None:
+            # grpc++ from Debian links the system's OpenSSL, and wheels in the same process
+            # (grpcio, psycopg) bring their own TLS libraries: a TLS server crashed in the tests.
+            raise ValueError(
+                "--grpc-frontend native serves plaintext only: terminate TLS in front of it "
+                "(nginx, docs/deploy.md) or use --grpc-frontend python with --tls-cert"
+            )
         if self.workers != "auto" and not (
             self.workers.isdigit() and 1 <= int(self.workers) <= 256
         ):

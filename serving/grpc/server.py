@@ -66,14 +66,6 @@ def server_credentials(settings: Settings) -> grpc.ServerCredentials | None:
     )
 
 
-def native_tls(settings: Settings) -> tuple[str, str, str | None] | None:
-    """The native front end's TLS: (key PEM, certificate PEM, client CA PEM or None)."""
-    if settings.tls_cert is None or settings.tls_key is None:
-        return None
-    ca = settings.tls_client_ca.read_text() if settings.tls_client_ca else None
-    return settings.tls_key.read_text(), settings.tls_cert.read_text(), ca
-
-
 class GrpcTransport:
     """Owns the grpc.aio server; health follows the data plane's readiness."""
 
@@ -157,7 +149,7 @@ class GrpcTransport:
         methods = self._methods(ids)
         if s.grpc_frontend == "native":
             self.native = NativeServer(methods, ids, auth)
-            self.port = self.native.start(s.grpc_host, s.grpc_port, grpc_options(s), native_tls(s))
+            self.port = self.native.start(s.grpc_host, s.grpc_port, grpc_options(s))
         else:
             self.server = self._build(methods, auth)
             await self.server.start()

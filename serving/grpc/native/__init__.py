@@ -10,8 +10,10 @@ goes back to C++. Calls taken in one burst reach the batcher in one loop iterati
 
 What it does not do (the Python front end does; ``--grpc-frontend python``, the default):
 streaming methods (ModelStreamInfer, ClassifyStream, health Watch, reflection) answer
-UNIMPLEMENTED naming the flag, and a call the client cancels still computes (its answer is
-dropped).
+UNIMPLEMENTED naming the flag; a call the client cancels still computes (its answer is
+dropped); and TLS is refused at start (Debian's grpc++ links the system OpenSSL beside the TLS
+libraries other wheels in the process bring: a TLS server crashed in the test suite), so TLS is
+terminated in front of it.
 """
 
 from __future__ import annotations
@@ -133,11 +135,11 @@ class NativeServer:
         host: str,
         port: int,
         options: Sequence[tuple[str, int]],
-        tls: tuple[str, str, str | None] | None,
     ) -> int:
-        """Build (first time) and start the front end on ``host:port``; the bound port."""
+        """Build (first time) and start the front end on ``host:port`` (plaintext: settings
+        refuse TLS with this front end); the bound port."""
         self._module = load()
-        self._frontend, bound, self._wake_fd = self._module.start(host, port, list(options), tls)
+        self._frontend, bound, self._wake_fd = self._module.start(host, port, list(options))
         asyncio.get_running_loop().add_reader(self._wake_fd, self._take)
         return bound
 

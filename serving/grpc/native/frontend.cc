@@ -154,14 +154,14 @@ PyObject* request_bytes(Call& call) {
   return bytes;
 }
 
-// start(host, port, options, tls) -> (front end, bound port, eventfd)
-// options: ((name, int), ...) channel arguments; tls: None or (key, cert, client_ca or None).
+// start(host, port, options) -> (front end, bound port, eventfd)
+// options: ((name, int), ...) channel arguments. Plaintext only (serving/settings.py refuses
+// TLS with this front end).
 PyObject* start(PyObject*, PyObject* args) {
   const char* host;
   int port;
   PyObject* options;
-  PyObject* tls;
-  if (!PyArg_ParseTuple(args, "siOO", &host, &port, &options, &tls)) return nullptr;
+  if (!PyArg_ParseTuple(args, "siO", &host, &port, &options)) return nullptr;
   grpc::ServerBuilder builder;
   PyObject* items = PySequence_Fast(options, "options must be a sequence");
   if (items == nullptr) return nullptr;
@@ -176,16 +176,6 @@ PyObject* start(PyObject*, PyObject* args) {
   }
   Py_DECREF(items);
   std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
-  if (tls != Py_None) {
-    const char *key, *cert, *ca;
-    if (!PyArg_ParseTuple(tls, "ssz", &key, &cert, &ca)) return nullptr;
-    grpc::SslServerCredentialsOptions ssl(
-        ca != nullptr ? GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY
-                      : GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
-    ssl.pem_key_cert_pairs.push_back({key, cert});
-    if (ca != nullptr) ssl.pem_root_certs = ca;
-    credentials = grpc::SslServerCredentials(ssl);
-  }
   auto f = std::make_unique<Frontend>();
   int bound = 0;
   builder.AddListeningPort(std::string(host) + ":" + std::to_string(port), credentials, &bound);
@@ -313,7 +303,7 @@ PyObject* shutdown(PyObject*, PyObject* args) {
 }
 
 PyMethodDef methods[] = {
-    {"start", start, METH_VARARGS, "start(host, port, options, tls) -> (front end, port, fd)"},
+    {"start", start, METH_VARARGS, "start(host, port, options) -> (front end, port, fd)"},
     {"take", take, METH_O, "take(front end) -> calls read since the last take"},
     {"finish", finish, METH_VARARGS, "finish(call, code, details, answer, trailing)"},
     {"shutdown", shutdown, METH_VARARGS, "shutdown(front end, grace_seconds)"},

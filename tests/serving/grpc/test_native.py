@@ -1,6 +1,6 @@
 """The native gRPC front end (--grpc-frontend native): the same answers, statuses, request ids,
-metrics, health and auth as the Python front end, from grpc++ over real loopback (TLS and
-mutual TLS: tests/serving/grpc/test_security.py, for both front ends)."""
+metrics, health and auth as the Python front end, from grpc++ over real loopback; TLS refused
+at start with a reason."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ from serving.api import digits_pb2_grpc, open_inference_pb2_grpc
 from serving.api import open_inference_pb2 as pb
 from serving.grpc.native import NativeContext
 from tests.helpers.requests import random_images, typed_request, v2_request
+from tests.helpers.server_thread import loopback_settings
 from tests.helpers.workers import WorkerServer
 from tests.serving.grpc.test_security import infer_code
 
@@ -175,3 +176,17 @@ def test_without_a_compiler_the_server_says_why_and_exits(repo, tmp_path):
     assert done.returncode == 3
     assert "g++ is not installed" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_tls_is_refused_with_a_reason(repo, tmp_path):
+    cert, key = tmp_path / "c.pem", tmp_path / "k.pem"
+    cert.write_text("x")
+    key.write_text("x")
+    with pytest.raises(ValueError, match="serves plaintext only"):
+        loopback_settings(repo, grpc_frontend="native", tls_cert=cert, tls_key=key)
+    argv = serve_argv(repo, "--grpc-frontend", "native", "--tls-cert", str(cert))
+    done = subprocess.run(
+        [*argv, "--tls-key", str(key)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 2
+    assert "terminate TLS in front of it" in done.stderr

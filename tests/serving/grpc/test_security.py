@@ -18,13 +18,8 @@ def infer_code(channel: grpc.Channel, metadata=None) -> grpc.StatusCode:
         return exc.code()
 
 
-# Both gRPC front ends: grpc.aio, and grpc++ in C++ (serving/grpc/native/).
-FRONTENDS = pytest.mark.parametrize("frontend", ["python", "native"])
-
-
-@FRONTENDS
-def test_tls_serves_trusting_clients_and_refuses_plaintext(make_server, pki, frontend):
-    server = make_server(tls_cert=pki.server_cert, tls_key=pki.server_key, grpc_frontend=frontend)
+def test_tls_serves_trusting_clients_and_refuses_plaintext(make_server, pki):
+    server = make_server(tls_cert=pki.server_cert, tls_key=pki.server_key)
     creds = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
     with grpc.secure_channel(f"localhost:{server.app.port}", creds) as channel:
         assert infer_code(channel) is grpc.StatusCode.OK
@@ -32,14 +27,8 @@ def test_tls_serves_trusting_clients_and_refuses_plaintext(make_server, pki, fro
         assert infer_code(channel) is grpc.StatusCode.UNAVAILABLE
 
 
-@FRONTENDS
-def test_mtls_requires_a_client_certificate(make_server, pki, frontend):
-    server = make_server(
-        tls_cert=pki.server_cert,
-        tls_key=pki.server_key,
-        tls_client_ca=pki.ca,
-        grpc_frontend=frontend,
-    )
+def test_mtls_requires_a_client_certificate(make_server, pki):
+    server = make_server(tls_cert=pki.server_cert, tls_key=pki.server_key, tls_client_ca=pki.ca)
     address = f"localhost:{server.app.port}"
     anonymous = grpc.ssl_channel_credentials(root_certificates=pki.ca.read_bytes())
     with grpc.secure_channel(address, anonymous) as channel:
