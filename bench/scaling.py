@@ -41,13 +41,12 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-from bench import h2load
+from bench import h2load, native_floor
 from bench.drivers.h2load_native import run_h1, verdict
 from bench.host import ROOT, cpu_seconds, git_state, machine_busy_seconds, training_processes
 from bench.latency_probe import call_seconds
 from bench.measure import in_process_images_per_s
 from bench.models import NULL_MODEL, build_repository
-from bench.native_floor import unavailable_reason
 from bench.servers import (
     NATIVE_FLOOR,
     scrape_batches,
@@ -70,7 +69,7 @@ from clients.processes import HOST
 from clients.server_process import ServerProcess
 from serving.api import open_inference_pb2_grpc
 from serving.grpc.native import prepare as prepare_native
-from serving.native_build import unavailable_reason as unavailable_reason_of
+from serving.native_build import unavailable_reason
 from serving.runtime.providers import cpu_budget
 
 MODELS = ("cnn", "mlp100")
@@ -261,7 +260,8 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
         servers.append(
             (f"ours --workers auto ({auto})", auto, lambda: start_digits_server(repo, _AUTO))
         )
-    if native_reason() is None:
+    native_missing = unavailable_reason(prepare_native)
+    if native_missing is None:
         native = ("--grpc-frontend", "native")
         servers.append(("ours native --workers 1", 1, lambda: start_digits_server(repo, native)))
         if auto > 1:
@@ -273,7 +273,7 @@ def _model_servers(repo: Path, triton: TritonSetup | None) -> list[tuple[str, in
             label = f"ours native --workers auto ({auto})"
             servers.append((label, auto, lambda: start_digits_server(repo, (*native, *_AUTO))))
     else:
-        print(f"no native front end in this run: {native_reason()}", flush=True)
+        print(f"no native front end in this run: {native_missing}", flush=True)
     if triton is not None:
         for instances in TRITON_INSTANCES:
             servers.append((f"triton x{instances}", 1, triton.starter(instances)))
@@ -350,14 +350,9 @@ def run_all(
     return rows
 
 
-def native_reason() -> str | None:
-    """None when our native gRPC front end builds here, else why not."""
-    return unavailable_reason_of(prepare_native)
-
-
 def floor_engines() -> tuple[str, ...]:
     """The Python floors, and the C++ floor where it can be built (else the run says why)."""
-    reason = unavailable_reason()
+    reason = unavailable_reason(native_floor.binary)
     if reason is None:
         return (*FLOOR_ENGINES, NATIVE_FLOOR)
     print(f"no {NATIVE_FLOOR} floor in this run: {reason}", flush=True)

@@ -6,16 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from serving.native_build import build
-from serving.native_build import unavailable_reason as native_unavailable
 
 SOURCE = Path(__file__).with_name("floor.cc")
 
 
 def binary() -> Path:
-    """The built floor executable; NativeUnavailable if it cannot be built here."""
+    """The built floor executable; NativeUnavailable if it cannot be built here
+    (``serving.native_build.unavailable_reason(binary)`` says why without raising)."""
     return build(SOURCE, "floor", module=False)
-
-
-def unavailable_reason() -> str | None:
-    """None when the floor builds here, else why not."""
-    return native_unavailable(binary)

@@ -1,4 +1,5 @@
-"""The gRPC transport: both APIs, health, reflection, one interceptor, over the data plane."""
+"""The gRPC transport: both APIs, health, reflection, one interceptor, over the data plane;
+served by grpc.aio or by the native front end (serving/grpc/native/) over one method table."""
 
 from __future__ import annotations
 
